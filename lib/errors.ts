@@ -1,0 +1,124 @@
+/**
+ * Stable error codes: compare `error.code` against these rather than messages.
+ * @public
+ */
+export const LockErrorCode = Object.freeze({
+  /** A bounded wait for a lock ran out ({@link LockTimeoutError}). */
+  Timeout: 'timeout',
+  /** A held lease stopped being ours ({@link LeaseLostError}). */
+  Lost: 'lost',
+  /** `acquire()` on a lease that holds the lock or is already acquiring it. */
+  AlreadyAcquired: 'already_acquired',
+  /** `release()` on a lease that does not hold the lock. */
+  NotAcquired: 'not_acquired',
+  /** The manager was closed. */
+  Closed: 'closed',
+  /** The hold was ended by `release()`: the reason of an aborted `lease.signal`. */
+  Released: 'released',
+  /** MongoDB could not be reached, or did not answer within the command timeout. */
+  Connection: 'connection',
+  /** MongoDB rejected a command (for example an invalid collection name). */
+  Database: 'database',
+} as const);
+
+/** One of {@link LockErrorCode}'s values. */
+export type LockErrorCode = (typeof LockErrorCode)[keyof typeof LockErrorCode];
+
+/** The root of every error this library raises; `code` says which case it is. */
+export class LockError extends Error {
+  /** A stable machine-readable code from {@link LockErrorCode}. */
+  readonly code: LockErrorCode;
+
+  constructor(code: LockErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+LockError.prototype.name = 'LockError';
+
+/**
+ * A bounded wait for a lock ran out (code `timeout`). `acquire({ wait })` rejects with it.
+ */
+export class LockTimeoutError extends LockError {
+  /** The lock's name. */
+  readonly lock: string;
+  /** `'acquire'`: a wait gave up; `'hold'`: a lease without heartbeat reached its ttl. */
+  readonly phase: 'acquire' | 'hold';
+
+  constructor(lock: string, phase: 'acquire' | 'hold', message: string, options?: { cause?: unknown }) {
+    super(LockErrorCode.Timeout, message, options);
+    this.lock = lock;
+    this.phase = phase;
+  }
+}
+LockTimeoutError.prototype.name = 'LockTimeoutError';
+
+/** Why a held lease was lost. */
+export type LostReason =
+  /** Another holder has the lock now (it expired and was taken, or was taken by force). */
+  | 'taken'
+  /** The lock document is gone. */
+  | 'deleted'
+  /** No renewal landed before the local deadline, or the server says the lease expired. */
+  | 'expired';
+
+/**
+ * A held lease stopped being ours (code `lost`): the payload of the `lost` event and the
+ * reason of the aborted `lease.signal`. Like every event payload it carries the lock's `name`
+ * (which therefore replaces the usual class name in `error.name`; test with `instanceof` or `code`).
+ */
+export class LeaseLostError extends LockError {
+  /** The lock's name (as in every event payload). */
+  override readonly name: string;
+  /** The lock's name, as on {@link LockTimeoutError}. */
+  readonly lock: string;
+  /** The fencing token of the hold that was lost. */
+  readonly token: number;
+  /** Why it was lost. */
+  readonly reason: LostReason;
+
+  constructor(name: string, token: number, reason: LostReason, message: string) {
+    super(LockErrorCode.Lost, message);
+    this.name = name;
+    this.lock = name;
+    this.token = token;
+    this.reason = reason;
+  }
+}
+
+/**
+ * A call that does not fit the lease's or manager's state (codes `already_acquired`,
+ * `not_acquired`, `closed`).
+ */
+export class LockStateError extends LockError {}
+LockStateError.prototype.name = 'LockStateError';
+
+/** Renders a received value for an error message: short, and never the whole of a huge string. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') {
+    return value.length > 60 ? `a string of ${value.length} characters` : JSON.stringify(value);
+  }
+  if (typeof value === 'bigint') return `${value}n`;
+  if (value === null || typeof value !== 'object') return String(value);
+  if (Array.isArray(value)) return 'an array';
+  try {
+    const json = JSON.stringify(value);
+    return json.length > 60 ? 'an object' : json;
+  } catch {
+    return 'an object';
+  }
+}
+
+/** A TypeError naming the argument, what it should be, and what it was. */
+export function invalidType(what: string, expected: string, received: unknown): TypeError {
+  return Object.assign(new TypeError(`${what} must be ${expected}, received ${describe(received)}`), {
+    code: 'invalid_argument',
+  });
+}
+
+/** A RangeError naming the argument, the bound it broke, and the value. */
+export function outOfRange(what: string, requirement: string, received: unknown): RangeError {
+  return Object.assign(new RangeError(`${what} must be ${requirement}, received ${describe(received)}`), {
+    code: 'invalid_argument',
+  });
+}

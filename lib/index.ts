@@ -1,0 +1,43 @@
+export {
+  LockManager,
+  type LockManagerEvents,
+  type ManagerAcquireOptions,
+  type TryAcquireOptions,
+  type HistoryQuery,
+} from './manager.js';
+export {
+  Election,
+  type ElectionOptions,
+  type ElectionEvents,
+  type ElectionLeader,
+  type ResignOptions,
+  type RevokedReason,
+} from './election.js';
+export {
+  Lease,
+  type AcquireOptions,
+  type AcquiredEvent,
+  type ReleasedEvent,
+  type TimeoutEvent,
+  type LeaseEvents,
+} from './lease.js';
+export {
+  strategies,
+  type PollStrategy,
+  type BoundedOptions,
+  type InfiniteOptions,
+  type BackoffOptions,
+} from './strategies.js';
+export {
+  LockError,
+  LockTimeoutError,
+  LeaseLostError,
+  LockStateError,
+  LockErrorCode,
+  type LostReason,
+} from './errors.js';
+export type { LockManagerOptions, LeaseOptions, HistoryOptions } from './options.js';
+export type { LockInfo, HistoryRecord, HoldOutcome } from './store.js';
+export type { Duration } from './duration.js';
+// The API of mongoose-distributed-lock 0.0.1: `Lock(name, options)` is the default export.
+export { default, CompatLock, type CompatLockOptions, type LockCallback } from './compat.js';

@@ -1,0 +1,314 @@
+import { EventEmitter } from 'eventemitter3';
+import { Election, type ElectionOptions } from './election.js';
+import { LockErrorCode, LockStateError, LockError, invalidType, outOfRange } from './errors.js';
+import { Lease, waitPlan, type AcquireOptions, type LeaseContext, type LeaseEvents } from './lease.js';
+import {
+  checkName,
+  checkObject,
+  leaseTiming,
+  resolveManagerOptions,
+  type LeaseOptions,
+  type LockManagerOptions,
+  type ManagerSettings,
+} from './options.js';
+import { setUp } from './setup.js';
+import { ReleaseSignals } from './signals.js';
+import { LockStore, type HistoryRecord, type LockInfo } from './store.js';
+import { Wakeups } from './wakeups.js';
+import { Watchdog } from './watchdog.js';
+
+/** Options of {@link LockManager.acquire} and {@link LockManager.withLock}: a lease's and a wait's. */
+export interface ManagerAcquireOptions extends LeaseOptions, AcquireOptions {}
+
+/** Options of {@link LockManager.history}. */
+export interface HistoryQuery {
+  /** How many records at most. @defaultValue `100` */
+  readonly limit?: number;
+}
+
+/** Options of {@link LockManager.tryAcquire}. */
+export interface TryAcquireOptions extends LeaseOptions {
+  readonly signal?: AbortSignal;
+}
+
+type Forwarded<E extends keyof LeaseEvents> = (lease: Lease, payload: Parameters<LeaseEvents[E]>[0]) => void;
+
+/** Events of a {@link LockManager}: every lease's events, with the lease first, and background errors. */
+export interface LockManagerEvents {
+  acquired: Forwarded<'acquired'>;
+  released: Forwarded<'released'>;
+  timeout: Forwarded<'timeout'>;
+  lost: Forwarded<'lost'>;
+  /**
+   * A background failure (a heartbeat tick, a clean-up, a listener that threw, a passing outage
+   * during a wait), with the lease concerned if there is one. Nothing is thrown from timers: without
+   * an `error` listener these are reported once per kind through `process.emitWarning`.
+   */
+  error: (error: Error, lease?: Lease) => void;
+}
+
+/**
+ * Holds many named leases on one MongoDB collection: creates them, renews and watches the
+ * held ones with one watchdog loop, relays their events, and releases them all on `close()`.
+ */
+export class LockManager extends EventEmitter<LockManagerEvents> {
+  readonly #settings: ManagerSettings;
+  readonly #store: LockStore;
+  readonly #watchdog: Watchdog;
+  readonly #wakeups: Wakeups;
+  readonly #signals: ReleaseSignals | undefined;
+  readonly #closing = new AbortController();
+  readonly #held = new Set<Lease>();
+  readonly #pending = new Set<Promise<unknown>>();
+  readonly #warned = new Set<string>();
+  readonly #context: LeaseContext;
+  readonly #ready: Promise<void>;
+  #closed: Promise<void> | undefined;
+
+  constructor(options?: LockManagerOptions) {
+    super();
+    this.#settings = resolveManagerOptions(options);
+    const settings = this.#settings;
+    this.#store = new LockStore(settings.connection, settings.collection, settings.commandTimeout, {
+      history: settings.history.enabled ? settings.history.collection : undefined,
+      report: (error) => this.#report(error),
+    });
+    this.#watchdog = new Watchdog(this.#store, (error) => this.#report(error));
+    const signals = settings.wakeups
+      ? new ReleaseSignals(
+          this.#store,
+          settings.collection,
+          (name) => this.#wakeups.wake(name),
+          (error) => this.#report(error),
+        )
+      : undefined;
+    this.#signals = signals;
+    this.#wakeups = new Wakeups((watching) => signals?.demand(watching));
+    this.#context = {
+      settings,
+      store: this.#store,
+      watchdog: this.#watchdog,
+      wakeups: this.#wakeups,
+      closing: this.#closing.signal,
+      forward: (event, lease, payload) => this.#safeEmit(event, lease, payload),
+      report: (error, lease) => this.#report(error, lease),
+      held: (lease, isHeld) => void (isHeld ? this.#held.add(lease) : this.#held.delete(lease)),
+      pending: (work) => this.#track(work),
+      freed: (name, contended) => this.#freed(name, contended),
+    };
+    this.#ready = this.#track(setUp(this.#store, settings, (error) => this.#report(error), this.#closing.signal));
+  }
+
+  /**
+   * Resolves once the manager's set-up is done: its indexes checked and made (the clean-up TTL
+   * index, the history's), and holds whose holder crashed long ago freed for clean-up. It starts
+   * when the manager is created, or when its connection opens. Never rejects: locks work without
+   * it, so a failure (no createIndex privilege, say) goes to the `error` event and the rest goes on.
+   */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** The owner string stored on locks this manager takes. */
+  get owner(): string {
+    return this.#settings.owner;
+  }
+
+  /** The lock collection's name. */
+  get collectionName(): string {
+    return this.#settings.collection;
+  }
+
+  /** True once `close()` has been called. */
+  get closed(): boolean {
+    return this.#closing.signal.aborted;
+  }
+
+  /** Leases of this manager that hold their lock now. */
+  get heldLeases(): readonly Lease[] {
+    return [...this.#held];
+  }
+
+  /**
+   * A new, independent contender for the lock `name` (not yet acquiring). Throws a TypeError or
+   * RangeError on a bad name or options, and a LockStateError once the manager is closed.
+   */
+  lease(name: string, options?: LeaseOptions): Lease {
+    this.#checkOpen();
+    return new Lease(checkName(name), leaseTiming(this.#settings, options), this.#context);
+  }
+
+  /**
+   * Starts campaigning for the leadership of `name` at once, and for as long as the returned
+   * {@link Election} is open: see its `elected` and `revoked` events and `leading(fn)`. The
+   * leadership lease has its own `ttl` and `heartbeat` if given (a heartbeat is required).
+   */
+  elect(name: string, options?: ElectionOptions): Election {
+    const lease = this.lease(name, options);
+    const { connection, collection } = this.#settings;
+    return new Election(lease, {
+      closing: this.#closing.signal,
+      report: (error) => this.#report(error, lease),
+      key: () => JSON.stringify([connection.host, connection.port, connection.name, collection, lease.name]),
+      inspect: () => this.inspect(lease.name),
+    });
+  }
+
+  /**
+   * Resolves a held lease on `name`, waiting as long as it takes by default (`wait: Infinity`);
+   * with `wait: '10s'` rejects with a LockTimeoutError after that long.
+   */
+  acquire(name: string, options?: ManagerAcquireOptions): Promise<Lease> {
+    const { lease, plan } = this.#prepare(name, options, Infinity);
+    return lease.acquire(plan).then(() => lease);
+  }
+
+  /** A held lease on `name` after one attempt, or `null` if someone else holds it (or the answer came too late to use). */
+  tryAcquire(name: string, options?: TryAcquireOptions): Promise<Lease | null> {
+    const { lease, plan } = this.#prepare(name, options, undefined);
+    return lease.acquire(plan).then((held) => (held ? lease : null));
+  }
+
+  /**
+   * Runs `fn` while holding `name` and always releases afterwards, also when `fn` throws. `fn`
+   * gets the lease: pass `lease.signal` to the work, and `lease.token` to fenced resources. If
+   * the lease is lost (or runs out) before `fn` settles, `withLock` rejects with that reason even
+   * if `fn` resolved, since its work was not exclusive to the end. Waits like {@link acquire}.
+   */
+  withLock<T>(name: string, fn: (lease: Lease) => T | Promise<T>, options?: ManagerAcquireOptions): Promise<T> {
+    if (typeof fn !== 'function') throw invalidType('withLock(name, fn): fn', 'a function', fn);
+    const { lease, plan } = this.#prepare(name, options, Infinity);
+    return this.#withLock(lease, plan, fn);
+  }
+
+  async #withLock<T>(lease: Lease, plan: AcquireOptions, fn: (lease: Lease) => T | Promise<T>): Promise<T> {
+    await lease.acquire(plan);
+    try {
+      const result = await fn(lease);
+      const reason: unknown = lease.signal.reason;
+      if (!lease.held && !(reason instanceof LockError && reason.code === LockErrorCode.Released)) throw reason;
+      return result;
+    } finally {
+      if (lease.held) await lease.release().catch((error: unknown) => this.#report(error, lease));
+    }
+  }
+
+  /** The lock `name` as stored, or `null` if it has no document; `held` is judged by the server's clock. */
+  inspect(name: string): Promise<LockInfo | null> {
+    const checked = checkName(name);
+    return this.#whenOpen(() => this.#store.inspect(checked));
+  }
+
+  /** Every lock in the collection, by name. */
+  list(): Promise<LockInfo[]> {
+    return this.#whenOpen(() => this.#store.list());
+  }
+
+  /**
+   * The last recorded holds of `name`, newest first: who held it, with which token, from when to
+   * when, and how each hold ended (`released`, `expired`, or `taken`). Managers with the
+   * `history` option write these records; any manager can read them.
+   */
+  history(name: string, options?: HistoryQuery): Promise<HistoryRecord[]> {
+    const checked = checkName(name);
+    const { limit = 100 } = checkObject(options, 'history options') as HistoryQuery;
+    if (typeof limit !== 'number') throw invalidType('history options.limit', 'a whole number', limit);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw outOfRange('history options.limit', 'a whole number of at least 1', limit);
+    return this.#whenOpen(() => this.#store.history(this.#settings.history.collection, checked, limit));
+  }
+
+  /**
+   * Frees the lock `name` whoever holds it (for operators, like `mdlock release --force`).
+   * The holder's watchdog then emits `lost`. Resolves whether a live hold was ended.
+   */
+  forceRelease(name: string): Promise<boolean> {
+    const checked = checkName(name);
+    return this.#whenOpen(async () => {
+      const { outcome, contended } = await this.#store.forceRelease(checked);
+      if (outcome === 'released') await this.#freed(checked, contended);
+      return outcome === 'released';
+    });
+  }
+
+  /**
+   * Stops the watchdog, rejects pending waits with a LockStateError `closed`, and releases every
+   * held lease (each emits `released`). Later calls reject with a LockStateError `closed`.
+   * Closing twice is safe. The mongoose connection stays open: it is the application's.
+   */
+  close(): Promise<void> {
+    return (this.#closed ??= this.#close());
+  }
+
+  async #close(): Promise<void> {
+    this.#closing.abort(new LockStateError(LockErrorCode.Closed, 'the lock manager is closed'));
+    await Promise.allSettled([...this.#pending]);
+    const releases = [...this.#held].map((lease) => lease.closeRelease());
+    this.#watchdog.stop();
+    for (const result of await Promise.allSettled(releases)) {
+      if (result.status === 'rejected') this.#report(result.reason);
+    }
+    await Promise.allSettled([...this.#pending]); // release signals sent on the way out
+    await this.#signals?.close();
+  }
+
+  /** `name` was freed here: its waiters in this manager try again now, and others are told if any waited. */
+  async #freed(name: string, contended: boolean): Promise<void> {
+    this.#wakeups.wake(name);
+    if (contended && this.#signals)
+      await this.#track(this.#signals.publish(name)).catch((error: unknown) => this.#report(error));
+  }
+
+  /** Checks the arguments (throwing at once); a closed manager is left to the lease, which rejects. */
+  #prepare(name: string, options: ManagerAcquireOptions | TryAcquireOptions | undefined, wait: number | undefined) {
+    const opts = checkObject(options, 'options') as ManagerAcquireOptions;
+    const { ttl, heartbeat, ...acquire } = opts;
+    const plan = waitPlan({ wait, ...acquire }, this.#settings.poll, 'options');
+    const lease = new Lease(checkName(name), leaseTiming(this.#settings, { ttl, heartbeat }, 'options'), this.#context);
+    return { lease, plan: { strategy: plan.strategy, signal: plan.signal } };
+  }
+
+  #checkOpen(): void {
+    this.#closing.signal.throwIfAborted();
+  }
+
+  async #whenOpen<T>(work: () => Promise<T>): Promise<T> {
+    this.#checkOpen();
+    return this.#track(work());
+  }
+
+  #track<T>(work: Promise<T>): Promise<T> {
+    this.#pending.add(work);
+    const forget = () => this.#pending.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
+  #safeEmit(event: keyof LeaseEvents, lease: Lease, payload: unknown): void {
+    try {
+      (this.emit as (event: string, lease: Lease, payload: unknown) => boolean)(event, lease, payload);
+    } catch (error) {
+      this.#report(error, lease);
+    }
+  }
+
+  #report(error: unknown, lease?: Lease): void {
+    const err = error instanceof Error ? error : new Error(String(error));
+    if (this.listenerCount('error') === 0) {
+      const kind = (err as { code?: string }).code ?? err.name;
+      if (!this.#warned.has(kind)) {
+        this.#warned.add(kind);
+        process.emitWarning(
+          `${err.message} (further "${kind}" errors are not shown: listen to the manager's 'error' event)`,
+          'LockManagerWarning',
+        );
+      }
+      return;
+    }
+    try {
+      this.emit('error', err, lease);
+    } catch {
+      // An 'error' listener that throws has nowhere left to report to.
+    }
+  }
+}

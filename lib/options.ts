@@ -1,0 +1,236 @@
+import os from 'node:os';
+import mongoose, { type Connection } from 'mongoose';
+import { parseDuration, type Duration } from './duration.js';
+import { invalidType, outOfRange } from './errors.js';
+
+/** Options of {@link LockManager}. Durations are milliseconds or `ms` strings (`'30s'`). */
+export interface LockManagerOptions {
+  /** The mongoose connection holding the lock collection. @defaultValue `mongoose.connection` */
+  readonly connection?: Connection;
+  /** Name of the lock collection. @defaultValue `'locks'` */
+  readonly collection?: string;
+  /** How long a lease lasts without renewal. @defaultValue `'60s'` */
+  readonly ttl?: Duration;
+  /** How often held leases are renewed; `false`: never (a lease then lasts exactly `ttl`). @defaultValue ttl / 3 */
+  readonly heartbeat?: Duration | false;
+  /** Polling interval of waits (`acquire({ wait })`). @defaultValue `500` */
+  readonly poll?: Duration;
+  /** Who holds the lock, as shown by `inspect()`, `list()` and `mdlock ls`; informational only. @defaultValue `` `${os.hostname()}:${process.pid}` `` */
+  readonly owner?: string;
+  /**
+   * Safety margin, as a fraction of the ttl: a lease counts as lost locally (its `signal` aborts)
+   * this long before it could expire on the server, so work that stops on the signal stops before
+   * anyone else can hold the lock. Covers timer lateness and clock-rate drift. @defaultValue `0.1`
+   */
+  readonly margin?: number;
+  /** Longest wait for one MongoDB command before it counts as failed (code `connection`). @defaultValue `'10s'` */
+  readonly commandTimeout?: Duration;
+  /**
+   * Cross-process wake-ups: a release that someone waited for inserts a signal into the capped
+   * collection `<collection>.signals`, which each waiting manager tails with one cursor, so
+   * waiters in other processes try again within a round trip instead of at their next poll.
+   * `false`: waits rely on polling alone. @defaultValue `true`
+   */
+  readonly wakeups?: boolean;
+  /**
+   * How long a free lock document stays before MongoDB's TTL monitor removes it (a TTL index on
+   * `freedAt`, a field set only while the lock is free), in whole seconds, rounded up. `false`:
+   * never removed, and no clean-up index is made. A held lock is never removed, and fencing
+   * tokens keep growing across removals. @defaultValue `'1d'`
+   */
+  readonly cleanupAfter?: Duration | false;
+  /**
+   * Record every ended hold (released, expired, or taken) in a history collection: `true` for
+   * the defaults, or where and for how long. See {@link LockManager.history}. @defaultValue `false`
+   */
+  readonly history?: boolean | HistoryOptions;
+}
+
+/** Where and for how long {@link LockManagerOptions.history} keeps its records. */
+export interface HistoryOptions {
+  /** The history collection. @defaultValue `` `${collection}.history` `` (for example `'locks.history'`) */
+  readonly collection?: string;
+  /** How long a record is kept (a TTL index on `endedAt`); `false`: forever. @defaultValue `'30d'` */
+  readonly retain?: Duration | false;
+}
+
+/** Options of {@link LockManager.lease}: a lease can have its own ttl and heartbeat. */
+export interface LeaseOptions {
+  /** @defaultValue the manager's `ttl` */
+  readonly ttl?: Duration;
+  /** @defaultValue the manager's `heartbeat`, or the lease's ttl / 3 when it sets its own ttl */
+  readonly heartbeat?: Duration | false;
+}
+
+/** The manager's options, parsed and checked once. */
+export interface ManagerSettings {
+  readonly connection: Connection;
+  readonly collection: string;
+  readonly ttl: number;
+  readonly heartbeat: number | false;
+  /** `heartbeat` was given explicitly as `false`, so leases with their own ttl inherit it. */
+  readonly heartbeatDisabled: boolean;
+  readonly poll: number;
+  readonly owner: string;
+  readonly margin: number;
+  readonly commandTimeout: number;
+  readonly wakeups: boolean;
+  /** Seconds a free lock document is kept, or `false`: kept forever. */
+  readonly cleanupAfter: number | false;
+  readonly history: HistorySettings;
+}
+
+/** The history's settings: read from `collection` always, written to only when `enabled`. */
+export interface HistorySettings {
+  readonly enabled: boolean;
+  readonly collection: string;
+  /** Seconds a record is kept, or `false`: kept forever. */
+  readonly retain: number | false;
+}
+
+/** A lease's timing, in milliseconds. */
+export interface LeaseTiming {
+  readonly ttl: number;
+  readonly heartbeat: number | false;
+  /** How long before the server-side expiry the lease counts as lost locally. */
+  readonly margin: number;
+  /** How often the watchdog checks the lease: its heartbeat, or ttl / 3 without one. */
+  readonly interval: number;
+}
+
+const MAX_NAME_BYTES = 512;
+
+export function checkObject<T extends object>(value: T | undefined, what: string): T | Record<string, never> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw invalidType(what, 'an options object', value);
+  return value;
+}
+
+/** A lock name: a non-empty string of at most 512 bytes (it is the lock document's `_id`). */
+export function checkName(name: unknown, what = 'lock name'): string {
+  if (typeof name !== 'string') throw invalidType(what, 'a non-empty string', name);
+  if (name.length === 0) throw invalidType(what, 'a non-empty string', name);
+  const bytes = Buffer.byteLength(name);
+  if (bytes > MAX_NAME_BYTES) throw outOfRange(what, `at most ${MAX_NAME_BYTES} bytes long (it was ${bytes})`, name);
+  return name;
+}
+
+export function checkCollectionName(name: unknown, what: string): string {
+  if (typeof name !== 'string' || name.length === 0) throw invalidType(what, 'a non-empty string', name);
+  if (/[$\0]/.test(name) || name.startsWith('system.') || name.startsWith('.') || name.endsWith('.')) {
+    throw outOfRange(what, 'a collection name MongoDB accepts (no "$" or NUL, not "system.*")', name);
+  }
+  if (Buffer.byteLength(name) > 200) throw outOfRange(what, 'at most 200 bytes long', name);
+  return name;
+}
+
+function checkConnection(connection: unknown): Connection {
+  const candidate = connection as Partial<Connection> | null;
+  if (
+    typeof candidate !== 'object' ||
+    candidate === null ||
+    typeof candidate.readyState !== 'number' ||
+    typeof candidate.once !== 'function'
+  ) {
+    throw invalidType('options.connection', 'a mongoose Connection', connection);
+  }
+  return candidate as Connection;
+}
+
+function booleanOption(value: unknown, fallback: boolean, what: string): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidType(what, 'true or false', value);
+  return value;
+}
+
+/** The longest expireAfterSeconds MongoDB accepts. */
+const MAX_TTL_SECONDS = 2 ** 31 - 1;
+
+/** A retention for a TTL index: whole seconds (rounded up), or `false` for none. */
+function retentionOption(value: unknown, fallback: string, what: string): number | false {
+  if (value === false) return false;
+  const millis = parseDuration(value === undefined ? fallback : value, what, {
+    allowZero: true,
+    max: MAX_TTL_SECONDS * 1000,
+  });
+  return Math.ceil(millis / 1000);
+}
+
+function historyOption(value: unknown, collection: string): HistorySettings {
+  const what = 'options.history';
+  if (value !== undefined && typeof value !== 'boolean' && (typeof value !== 'object' || value === null)) {
+    throw invalidType(what, 'true, false, or { collection, retain }', value);
+  }
+  const options: HistoryOptions = typeof value === 'object' ? checkObject(value as HistoryOptions, what) : {};
+  const name =
+    options.collection === undefined
+      ? `${collection}.history`
+      : checkCollectionName(options.collection, `${what}.collection`);
+  if (name === collection) throw outOfRange(`${what}.collection`, 'another collection than the locks', name);
+  return {
+    enabled: value === true || typeof value === 'object',
+    collection: name,
+    retain: retentionOption(options.retain, '30d', `${what}.retain`),
+  };
+}
+
+function heartbeatOption(value: unknown, what: string): number | false {
+  return value === false ? false : parseDuration(value, what);
+}
+
+export function resolveManagerOptions(input: LockManagerOptions | undefined): ManagerSettings {
+  const options = checkObject(input, 'LockManager options');
+  const ttl = options.ttl === undefined ? 60_000 : parseDuration(options.ttl, 'options.ttl');
+  const margin = options.margin ?? 0.1;
+  if (typeof margin !== 'number') throw invalidType('options.margin', 'a fraction of the ttl', margin);
+  if (!(margin > 0 && margin <= 0.5)) throw outOfRange('options.margin', 'a fraction above 0 and at most 0.5', margin);
+  const owner = options.owner ?? `${os.hostname()}:${process.pid}`;
+  checkName(owner, 'options.owner');
+  const settings: Omit<ManagerSettings, 'heartbeat' | 'history'> = {
+    connection: options.connection === undefined ? mongoose.connection : checkConnection(options.connection),
+    collection:
+      options.collection === undefined ? 'locks' : checkCollectionName(options.collection, 'options.collection'),
+    ttl,
+    heartbeatDisabled: options.heartbeat === false,
+    poll: options.poll === undefined ? 500 : parseDuration(options.poll, 'options.poll'),
+    owner,
+    margin,
+    commandTimeout:
+      options.commandTimeout === undefined ? 10_000 : parseDuration(options.commandTimeout, 'options.commandTimeout'),
+    wakeups: booleanOption(options.wakeups, true, 'options.wakeups'),
+    cleanupAfter: retentionOption(options.cleanupAfter, '1d', 'options.cleanupAfter'),
+  };
+  const heartbeat = options.heartbeat === undefined ? ttl / 3 : heartbeatOption(options.heartbeat, 'options.heartbeat');
+  const history = historyOption(options.history, settings.collection);
+  const full = { ...settings, heartbeat, history };
+  leaseTiming(full, {}, 'options'); // the manager's own defaults must make a valid lease
+  return full;
+}
+
+/** The timing of one lease: its own ttl/heartbeat, or the manager's. Throws if they cannot work. */
+export function leaseTiming(
+  settings: ManagerSettings,
+  input: LeaseOptions | undefined,
+  what = 'lease options',
+): LeaseTiming {
+  const options = checkObject(input, what);
+  const ownTtl = options.ttl !== undefined;
+  const ttl = ownTtl ? parseDuration(options.ttl, `${what}.ttl`) : settings.ttl;
+  let heartbeat: number | false;
+  if (options.heartbeat !== undefined) heartbeat = heartbeatOption(options.heartbeat, `${what}.heartbeat`);
+  else if (ownTtl) heartbeat = settings.heartbeatDisabled ? false : ttl / 3;
+  else heartbeat = settings.heartbeat;
+  const margin = ttl * settings.margin;
+  if (heartbeat !== false && heartbeat >= ttl) {
+    throw outOfRange(`${what}.heartbeat`, `shorter than the ttl (${ttl} ms)`, heartbeat);
+  }
+  if (heartbeat !== false && heartbeat >= ttl - margin) {
+    throw outOfRange(
+      `${what}.heartbeat`,
+      `shorter than the ttl minus the safety margin (${ttl - margin} ms), or the lease would lapse before its first renewal`,
+      heartbeat,
+    );
+  }
+  return { ttl, heartbeat, margin, interval: heartbeat === false ? ttl / 3 : heartbeat };
+}

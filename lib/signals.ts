@@ -1,0 +1,154 @@
+import type { mongo } from 'mongoose';
+import { isConnectionError, type LockStore } from './store.js';
+
+/** A release signal: "the lock `name` was just freed while someone waited for it". */
+interface SignalDocument {
+  name: string | null;
+}
+
+/** Small: a signal matters only for the round trip it saves. */
+const CAPPED = { capped: true, size: 256 * 1024, max: 1000 } as const;
+/** How long one getMore waits on the server for a signal: at most one command per second when idle. */
+const AWAIT_MS = 1000;
+/** Before reopening a cursor that died (empty or rolled-over collection) or failed. */
+const REOPEN_MS = 250;
+/** The cursor stays open this long after the last wait ends: workers that wait again soon keep it. */
+const LINGER_MS = 5000;
+const NAMESPACE_EXISTS = 48;
+const CLIENT_CLOSED = /^Mongo(ClientClosed|NotConnected|TopologyClosed)Error$/;
+
+/**
+ * Cross-process wake-ups that work on standalone servers and replica sets alike (change streams
+ * need a replica set). A release of a lock that someone was waiting for inserts a signal into a
+ * small capped collection; each manager tails that collection with one awaiting cursor, shared
+ * by all its waiters, and only while at least one of its waits is in progress. Polling remains
+ * the safety net: a holder that crashes sends no signal.
+ */
+export class ReleaseSignals {
+  readonly #store: LockStore;
+  readonly #name: string;
+  readonly #onSignal: (name: string) => void;
+  readonly #onError: (error: unknown) => void;
+  #ready: Promise<mongo.Collection<SignalDocument>> | undefined;
+  #wanted = false;
+  #loop: Promise<void> | undefined;
+  #cursor: mongo.FindCursor<SignalDocument> | undefined;
+  #linger: NodeJS.Timeout | undefined;
+  /** Set when the capped collection cannot be had: waits then rely on polling alone. */
+  #disabled = false;
+
+  constructor(
+    store: LockStore,
+    collection: string,
+    onSignal: (name: string) => void,
+    onError: (error: unknown) => void,
+  ) {
+    this.#store = store;
+    this.#name = `${collection}.signals`;
+    this.#onSignal = onSignal;
+    this.#onError = onError;
+  }
+
+  /** Tells other processes that `name` is free (best effort: their polling covers a loss). */
+  async publish(name: string): Promise<void> {
+    if (this.#disabled) return;
+    const collection = await this.#collection();
+    await this.#store.run(`signal("${name}")`, () => collection.insertOne({ name }));
+  }
+
+  /** Starts listening when waits begin; stops a while after the last one ends. */
+  demand(watching: boolean): void {
+    if (!watching) {
+      this.#linger ??= setTimeout(() => this.#stop(), LINGER_MS).unref();
+      return;
+    }
+    clearTimeout(this.#linger);
+    this.#linger = undefined;
+    this.#wanted = true;
+    if (!this.#loop && !this.#disabled) this.#loop = this.#listen().finally(() => (this.#loop = undefined));
+  }
+
+  /** Stops listening and waits for the listener to end. */
+  async close(): Promise<void> {
+    this.#stop();
+    await this.#loop;
+  }
+
+  #stop(): void {
+    clearTimeout(this.#linger);
+    this.#linger = undefined;
+    this.#wanted = false;
+    void this.#cursor?.close().catch(() => {});
+  }
+
+  async #listen(): Promise<void> {
+    while (this.#wanted) {
+      try {
+        await this.#store.db('release signals'); // fails at once on a closed connection: never reopen it
+        const collection = await this.#collection();
+        if (!this.#wanted) return;
+        const cursor = collection.find(
+          {},
+          { tailable: true, awaitData: true, maxAwaitTimeMS: AWAIT_MS, projection: { _id: 0, name: 1 } },
+        );
+        this.#cursor = cursor;
+        try {
+          // The first batch holds the signals still in the collection: a few spurious wake-ups,
+          // each costing one early attempt, and no signal sent since the wait began is missed.
+          for await (const signal of cursor) {
+            if (signal.name) this.#onSignal(signal.name);
+            if (!this.#wanted) break;
+          }
+        } finally {
+          this.#cursor = undefined;
+          await cursor.close().catch(() => {});
+        }
+      } catch (error) {
+        if (!this.#wanted) return;
+        // A closed or cut-off connection: try again quietly while waits last (they see it themselves).
+        const closed = isConnectionError(error) || CLIENT_CLOSED.test((error as Error).name);
+        if (!closed) this.#onError(error);
+        if (this.#disabled) return;
+      }
+      if (this.#wanted) await new Promise((resolve) => setTimeout(resolve, REOPEN_MS).unref());
+    }
+  }
+
+  /** The capped signal collection, created once (by whichever process comes first). */
+  #collection(): Promise<mongo.Collection<SignalDocument>> {
+    this.#ready ??= this.#create().catch((error: unknown) => {
+      this.#ready = undefined;
+      throw error;
+    });
+    return this.#ready;
+  }
+
+  async #create(): Promise<mongo.Collection<SignalDocument>> {
+    const db = await this.#store.db('release signals');
+    try {
+      await this.#store.run('create release signals', () => db.createCollection(this.#name, CAPPED));
+      // A tailable cursor on an empty capped collection dies at once: start it with one entry.
+      await this.#store.run('seed release signals', () =>
+        db.collection<SignalDocument>(this.#name).insertOne({ name: null }),
+      );
+    } catch (error) {
+      if (isConnectionError(error)) throw error; // a passing outage: the listener tries again
+      if ((error as { cause?: { code?: unknown } }).cause?.code !== NAMESPACE_EXISTS) {
+        this.#disabled = true;
+        throw new Error(
+          `cross-process wake-ups are off, waits rely on polling: cannot create the capped collection ${this.#name}`,
+          { cause: error },
+        );
+      }
+    }
+    const collection = db.collection<SignalDocument>(this.#name);
+    const options = await this.#store.run('check release signals', () => collection.options());
+    if (!options.capped) {
+      this.#disabled = true;
+      throw new Error(
+        `cross-process wake-ups are off, waits rely on polling: ${this.#name} exists and is not a capped collection`,
+      );
+    }
+    return collection;
+  }
+}

@@ -1,0 +1,105 @@
+import { MAX_TIMER } from './duration.js';
+
+interface Interest {
+  /** Bumped by every wake-up of the name. */
+  epoch: number;
+  /** Waits in progress for the name. */
+  watchers: number;
+  sleepers: Set<() => void>;
+}
+
+/**
+ * One wait's interest in a lock name, from its first attempt to its end. Before each attempt
+ * the wait marks the current epoch; a release of the name seen while the attempt was in flight
+ * (when nobody was asleep to wake) then ends the next sleep at once instead of being missed.
+ */
+export class Watch {
+  #marked = 0;
+
+  constructor(
+    private readonly interest: Interest,
+    private readonly release: () => void,
+  ) {}
+
+  /** Call just before sending an attempt. */
+  mark(): void {
+    this.#marked = this.interest.epoch;
+  }
+
+  /**
+   * Sleeps up to `delay` ms, less if the name is released (now, or since the last mark).
+   * Rejects with the reason of the first of `signals` to abort. The timer keeps the process
+   * alive: someone is awaiting this wait.
+   */
+  sleep(delay: number, signals: readonly (AbortSignal | undefined)[]): Promise<void> {
+    const { interest } = this;
+    return new Promise<void>((resolve, reject) => {
+      const active = signals.filter((s): s is AbortSignal => s !== undefined);
+      const aborted = active.find((s) => s.aborted);
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- an abort reason is whatever the caller chose
+      if (aborted) return reject(aborted.reason);
+      if (interest.epoch !== this.#marked) return resolve();
+      const done = (error?: unknown) => {
+        clearTimeout(timer);
+        for (const s of active) s.removeEventListener('abort', onAbort);
+        interest.sleepers.delete(wake);
+        if (error === undefined) resolve();
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- as above
+        else reject(error);
+      };
+      const wake = () => done();
+      const onAbort = (event: Event) => done((event.target as AbortSignal | null)?.reason);
+      const timer = setTimeout(wake, Math.min(Math.max(0, delay), MAX_TIMER));
+      interest.sleepers.add(wake);
+      for (const s of active) s.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Ends the wait's interest; call exactly once, when the wait ends however it ends. */
+  done(): void {
+    this.release();
+  }
+}
+
+/**
+ * Where waiting acquirers of one manager sleep between attempts, and what wakes them: a release
+ * of the name by a lease of the same manager, or a release signal from another process.
+ */
+export class Wakeups {
+  readonly #interests = new Map<string, Interest>();
+  readonly #onDemand: (watching: boolean) => void;
+  #watchers = 0;
+
+  /** `onDemand(true)` when the first wait starts, `onDemand(false)` when the last one ends. */
+  constructor(onDemand: (watching: boolean) => void = () => {}) {
+    this.#onDemand = onDemand;
+  }
+
+  /** Waits in progress. */
+  get watching(): number {
+    return this.#watchers;
+  }
+
+  /** Registers a wait for `name`; the returned Watch's `done()` must be called when it ends. */
+  watch(name: string): Watch {
+    let interest = this.#interests.get(name);
+    if (!interest) this.#interests.set(name, (interest = { epoch: 0, watchers: 0, sleepers: new Set() }));
+    interest.watchers++;
+    if (++this.#watchers === 1) this.#onDemand(true);
+    let released = false;
+    return new Watch(interest, () => {
+      if (released) return;
+      released = true;
+      if (--interest.watchers === 0) this.#interests.delete(name);
+      if (--this.#watchers === 0) this.#onDemand(false);
+    });
+  }
+
+  /** The name was released: every wait for it tries again now. */
+  wake(name: string): void {
+    const interest = this.#interests.get(name);
+    if (!interest) return;
+    interest.epoch++;
+    for (const wake of [...interest.sleepers]) wake();
+  }
+}

@@ -1,0 +1,183 @@
+import type { LeaseTiming } from './options.js';
+import type { HoldKey, HoldState } from './store.js';
+import type { LostReason } from './errors.js';
+
+/** A held lease, as the watchdog sees it. */
+export interface WatchedHold extends HoldKey {
+  readonly timing: LeaseTiming;
+  /** Monotonic time (`performance.now()`) at which the hold counts as lost locally. */
+  deadline: number;
+  /** When the hold ends on the server's clock, as last read. */
+  expiresAt: Date;
+  /** The server says the hold is no longer ours. */
+  lost(reason: LostReason): void;
+  /** The local deadline passed with no renewal. */
+  deadlinePassed(): void;
+}
+
+/** The two commands a tick sends (implemented by LockStore; unit tests pass a stub). */
+export interface WatchdogStore {
+  renew(holds: readonly HoldKey[], timeout: number): Promise<unknown>;
+  read(names: readonly string[], timeout: number): Promise<Map<string, HoldState>>;
+}
+
+/** Time, for the watchdog: real by default, injectable in unit tests. */
+export interface Clock {
+  now(): number;
+  /** Returns a handle; one with an `unref()` method gets it called. */
+  setTimeout(callback: () => void, delay: number): unknown;
+  clearTimeout(timer: unknown): void;
+}
+
+const realClock: Clock = {
+  now: () => performance.now(),
+  setTimeout: (callback, delay) => setTimeout(callback, delay),
+  clearTimeout: (timer) => clearTimeout(timer as NodeJS.Timeout),
+};
+
+/**
+ * One loop per manager that keeps its held leases alive and honest. Each tick renews every held
+ * lease that has a heartbeat (one batched update) and then re-reads every held lease (one batched
+ * find): two round trips however many leases are held. The read gives each lease's remaining time
+ * by the server's clock, from which its local deadline is set: read's send time + remaining −
+ * margin. A second timer fires at the earliest local deadline, whether or not a tick is stuck on
+ * a hanging command. Ticks never overlap: the next is scheduled when one settles. Both timers are
+ * unref'ed: holding a lease does not by itself keep a process alive.
+ */
+export class Watchdog {
+  readonly #store: WatchdogStore;
+  readonly #onError: (error: unknown) => void;
+  readonly #clock: Clock;
+  readonly #holds = new Set<WatchedHold>();
+  #tickTimer: unknown;
+  #tickAt = Infinity;
+  #ticking = false;
+  #deadlineTimer: unknown;
+  #deadlineAt = Infinity;
+  #stopped = false;
+  /** Completed ticks (for tests and the benchmark). */
+  ticks = 0;
+
+  constructor(store: WatchdogStore, onError: (error: unknown) => void, clock: Clock = realClock) {
+    this.#store = store;
+    this.#onError = onError;
+    this.#clock = clock;
+  }
+
+  /** Number of holds watched. */
+  get size(): number {
+    return this.#holds.size;
+  }
+
+  add(hold: WatchedHold): void {
+    if (this.#stopped) return;
+    this.#holds.add(hold);
+    if (!this.#ticking) this.#scheduleTick(this.#clock.now() + hold.timing.interval);
+    if (hold.deadline < this.#deadlineAt) this.#armDeadline(); // only a sooner deadline needs the timer moved
+  }
+
+  remove(hold: WatchedHold): void {
+    this.#holds.delete(hold);
+  }
+
+  /** Stops both timers for good; safe to call twice. */
+  stop(): void {
+    this.#stopped = true;
+    this.#holds.clear();
+    this.#clock.clearTimeout(this.#tickTimer);
+    this.#clock.clearTimeout(this.#deadlineTimer);
+    this.#tickAt = this.#deadlineAt = Infinity;
+  }
+
+  /** Schedules the next tick at `at`, unless one is already due sooner. */
+  #scheduleTick(at: number): void {
+    if (this.#stopped || this.#holds.size === 0 || at >= this.#tickAt) return;
+    this.#clock.clearTimeout(this.#tickTimer);
+    this.#tickAt = at;
+    this.#tickTimer = this.#clock.setTimeout(() => void this.#tick(), Math.max(0, at - this.#clock.now()));
+    (this.#tickTimer as { unref?(): unknown }).unref?.();
+  }
+
+  #shortestInterval(): number {
+    let shortest = Infinity;
+    for (const hold of this.#holds) shortest = Math.min(shortest, hold.timing.interval);
+    return shortest;
+  }
+
+  async #tick(): Promise<void> {
+    this.#tickAt = Infinity;
+    if (this.#holds.size === 0) return; // everything was released since the tick was scheduled
+    this.#ticking = true;
+    const started = this.#clock.now();
+    let failed = false;
+    try {
+      const holds = [...this.#holds];
+      const timeout = this.#shortestInterval();
+      const renewable = holds.filter((h) => h.timing.heartbeat !== false);
+      if (renewable.length > 0) {
+        await this.#store.renew(renewable, timeout).catch((error: unknown) => {
+          failed = true;
+          this.#onError(error);
+        });
+      }
+      const readSent = this.#clock.now();
+      const states = await this.#store.read(
+        holds.map((h) => h.name),
+        timeout,
+      );
+      for (const hold of holds) {
+        if (!this.#holds.has(hold)) continue; // released or lost while the tick was out
+        const state = states.get(hold.name);
+        const reason: LostReason | undefined = !state
+          ? 'deleted'
+          : state.leaseId !== hold.leaseId
+            ? 'taken'
+            : state.remaining <= 0
+              ? 'expired'
+              : undefined;
+        if (reason || !state) {
+          this.#holds.delete(hold);
+          hold.lost(reason ?? 'deleted');
+          continue;
+        }
+        // The server said, at some moment after readSent, that the hold has `remaining` ms left.
+        hold.deadline = readSent + state.remaining - hold.timing.margin;
+        hold.expiresAt = state.expiresAt;
+      }
+    } catch (error) {
+      failed = true;
+      this.#onError(error);
+    } finally {
+      this.#ticking = false;
+      this.ticks++;
+      this.#armDeadline();
+      const interval = this.#shortestInterval();
+      // After a failure, try again sooner: the deadline still bounds what a lost lease can do.
+      this.#scheduleTick(failed ? this.#clock.now() + interval / 2 : started + interval);
+    }
+  }
+
+  /** Points the deadline timer at the earliest local deadline. */
+  #armDeadline(): void {
+    if (this.#stopped) return;
+    let earliest = Infinity;
+    for (const hold of this.#holds) earliest = Math.min(earliest, hold.deadline);
+    this.#clock.clearTimeout(this.#deadlineTimer);
+    this.#deadlineAt = earliest;
+    if (earliest === Infinity) return;
+    this.#deadlineTimer = this.#clock.setTimeout(() => this.#deadlinesDue(), Math.max(0, earliest - this.#clock.now()));
+    (this.#deadlineTimer as { unref?(): unknown }).unref?.();
+  }
+
+  #deadlinesDue(): void {
+    this.#deadlineAt = Infinity;
+    const now = this.#clock.now();
+    for (const hold of [...this.#holds]) {
+      if (hold.deadline <= now) {
+        this.#holds.delete(hold);
+        hold.deadlinePassed();
+      }
+    }
+    this.#armDeadline();
+  }
+}

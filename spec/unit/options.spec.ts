@@ -1,0 +1,90 @@
+import mongoose from 'mongoose';
+import { parseDuration } from '../../lib/duration';
+import { leaseTiming, resolveManagerOptions } from '../../lib/options';
+
+describe('durations', () => {
+  test('accept milliseconds and ms strings', () => {
+    expect(parseDuration(250, 'x')).toBe(250);
+    expect(parseDuration('30s', 'x')).toBe(30_000);
+    expect(parseDuration('2m', 'x')).toBe(120_000);
+    expect(parseDuration('1.5h', 'x')).toBe(5_400_000);
+    expect(parseDuration('500', 'x')).toBe(500);
+  });
+
+  test('reject what is not a duration with a TypeError naming the option and value', () => {
+    expect(() => parseDuration('soon', 'options.ttl')).toThrow(
+      new TypeError('options.ttl must be a duration (milliseconds, or a string such as "30s"), received "soon"'),
+    );
+    expect(() => parseDuration({ $gt: 1 }, 'options.ttl')).toThrow(/received \{"\$gt":1\}/);
+    expect(() => parseDuration(null, 'options.poll')).toThrow(TypeError);
+    expect(() => parseDuration('', 'options.poll')).toThrow(TypeError);
+    expect(() => parseDuration(10n, 'options.poll')).toThrow(/received 10n/);
+  });
+
+  test('reject impossible values with a RangeError', () => {
+    expect(() => parseDuration(0, 'options.ttl')).toThrow(RangeError);
+    expect(() => parseDuration(-5, 'options.ttl')).toThrow(/above 0, received -5/);
+    expect(() => parseDuration('-1s', 'options.ttl')).toThrow(RangeError);
+    expect(() => parseDuration(NaN, 'options.ttl')).toThrow(RangeError);
+    expect(() => parseDuration(Infinity, 'options.ttl')).toThrow(RangeError);
+    expect(() => parseDuration('1000y', 'options.ttl')).toThrow(/at most 2147483647 ms/);
+    expect(parseDuration(0, 'wait', { allowZero: true })).toBe(0);
+  });
+});
+
+describe('manager and lease options', () => {
+  const connection = mongoose.createConnection();
+  afterAll(() => connection.close());
+
+  test('defaults: 60 s ttl, heartbeat ttl / 3, 500 ms poll, "locks", host:pid owner', () => {
+    const settings = resolveManagerOptions({ connection });
+    expect(settings).toMatchObject({
+      collection: 'locks',
+      ttl: 60_000,
+      heartbeat: 20_000,
+      poll: 500,
+      margin: 0.1,
+      commandTimeout: 10_000,
+    });
+    expect(settings.owner).toMatch(/^.+:\d+$/);
+    expect(resolveManagerOptions(undefined).connection).toBe(mongoose.connection);
+  });
+
+  test('a lease with its own ttl gets its own default heartbeat; heartbeat: false is inherited', () => {
+    const settings = resolveManagerOptions({ connection, ttl: '30s' });
+    expect(leaseTiming(settings, {})).toEqual({ ttl: 30_000, heartbeat: 10_000, margin: 3000, interval: 10_000 });
+    expect(leaseTiming(settings, { ttl: 9000 })).toMatchObject({ ttl: 9000, heartbeat: 3000 });
+    expect(leaseTiming(settings, { heartbeat: '5s' })).toMatchObject({ ttl: 30_000, heartbeat: 5000 });
+    const noHeartbeat = resolveManagerOptions({ connection, ttl: 6000, heartbeat: false });
+    expect(leaseTiming(noHeartbeat, { ttl: 3000 })).toEqual({
+      ttl: 3000,
+      heartbeat: false,
+      margin: 300,
+      interval: 1000,
+    });
+  });
+
+  test('a heartbeat not shorter than the ttl is a RangeError, at manager and at lease creation', () => {
+    expect(() => resolveManagerOptions({ connection, ttl: 1000, heartbeat: 1000 })).toThrow(
+      /options.heartbeat must be shorter than the ttl \(1000 ms\), received 1000/,
+    );
+    const settings = resolveManagerOptions({ connection, ttl: 10_000 });
+    expect(() => leaseTiming(settings, { heartbeat: '20s' })).toThrow(RangeError);
+    expect(() => leaseTiming(settings, { ttl: 1000, heartbeat: 950 })).toThrow(/minus the safety margin/);
+  });
+
+  test('bad option values name the option and the value', () => {
+    expect(() => resolveManagerOptions({ connection, poll: -1 })).toThrow(
+      /options.poll must be a finite duration above 0, received -1/,
+    );
+    expect(() => resolveManagerOptions({ connection, collection: '' })).toThrow(TypeError);
+    expect(() => resolveManagerOptions({ connection, collection: 'a$b' })).toThrow(RangeError);
+    expect(() => resolveManagerOptions({ connection, collection: 'system.locks' })).toThrow(RangeError);
+    expect(() => resolveManagerOptions({ connection, owner: '' })).toThrow(/options.owner must be a non-empty string/);
+    expect(() => resolveManagerOptions({ connection, margin: 0.9 })).toThrow(RangeError);
+    expect(() => resolveManagerOptions({ connection: {} as never })).toThrow(
+      /options.connection must be a mongoose Connection/,
+    );
+    expect(() => resolveManagerOptions('fast' as never)).toThrow(/LockManager options must be an options object/);
+  });
+});

@@ -1,0 +1,201 @@
+import type { LostReason } from '../../lib/errors';
+import type { LeaseTiming } from '../../lib/options';
+import type { HoldKey, HoldState } from '../../lib/store';
+import { Watchdog, type Clock, type WatchedHold, type WatchdogStore } from '../../lib/watchdog';
+
+/** A clock whose time moves only when a test says so. */
+class FakeClock implements Clock {
+  time = 0;
+  #timers: { at: number; callback: () => void; id: number }[] = [];
+  #ids = 0;
+  now = () => this.time;
+  setTimeout = (callback: () => void, delay: number) => {
+    const timer = { at: this.time + delay, callback, id: ++this.#ids };
+    this.#timers.push(timer);
+    return timer;
+  };
+  clearTimeout = (timer: unknown) => {
+    this.#timers = this.#timers.filter((t) => t !== timer);
+  };
+  get pending(): number {
+    return this.#timers.length;
+  }
+  /** Moves time forward, firing due timers in order and letting promise callbacks run between them. */
+  async advance(ms: number): Promise<void> {
+    const end = this.time + ms;
+    for (;;) {
+      await flush();
+      const next = this.#timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at || a.id - b.id)[0];
+      if (!next) break;
+      this.time = next.at;
+      this.#timers = this.#timers.filter((t) => t !== next);
+      next.callback();
+    }
+    this.time = end;
+    await flush();
+  }
+}
+
+const flush = async () => {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+};
+
+/** A store whose replies the test decides; it records every call. */
+class StubStore implements WatchdogStore {
+  renews: HoldKey[][] = [];
+  reads: string[][] = [];
+  states = new Map<string, HoldState>();
+  readGate: Promise<void> | undefined;
+  renewError: Error | undefined;
+  renew(holds: readonly HoldKey[]) {
+    this.renews.push(holds.map((h) => ({ name: h.name, leaseId: h.leaseId })));
+    return this.renewError ? Promise.reject(this.renewError) : Promise.resolve();
+  }
+  async read(names: readonly string[]) {
+    this.reads.push([...names]);
+    await this.readGate;
+    return new Map([...this.states].filter(([name]) => names.includes(name)));
+  }
+}
+
+function timing(interval: number, heartbeat: number | false = interval): LeaseTiming {
+  return { ttl: interval * 3, heartbeat, margin: interval * 0.3, interval };
+}
+
+function hold(name: string, t: LeaseTiming, deadline: number) {
+  const events: string[] = [];
+  const watched: WatchedHold & { events: string[] } = {
+    name,
+    leaseId: `id-${name}`,
+    timing: t,
+    deadline,
+    expiresAt: new Date(0),
+    events,
+    lost: (reason: LostReason) => events.push(`lost:${reason}`),
+    deadlinePassed: () => events.push('deadline'),
+  };
+  return watched;
+}
+
+function setup() {
+  const clock = new FakeClock();
+  const store = new StubStore();
+  const errors: unknown[] = [];
+  const watchdog = new Watchdog(store, (e) => errors.push(e), clock);
+  return { clock, store, errors, watchdog };
+}
+
+test('each tick renews every heartbeat lease in one command and reads every lease in one command', async () => {
+  const { clock, store, watchdog } = setup();
+  const holds = ['a', 'b', 'c'].map((n) => hold(n, timing(100), 1000));
+  const quiet = hold('q', timing(100, false), 1000);
+  for (const h of [...holds, quiet]) {
+    watchdog.add(h);
+    store.states.set(h.name, { leaseId: h.leaseId, remaining: 300, expiresAt: new Date(300) });
+  }
+  await clock.advance(99);
+  expect(store.renews).toHaveLength(0);
+  await clock.advance(1);
+  expect(store.renews).toEqual([holds.map((h) => ({ name: h.name, leaseId: h.leaseId }))]);
+  expect(store.reads).toEqual([['a', 'b', 'c', 'q']]);
+  await clock.advance(300);
+  expect(store.renews).toHaveLength(4);
+  expect(store.reads).toHaveLength(4);
+  expect(watchdog.ticks).toBe(4);
+});
+
+test('the local deadline comes from the server remaining time: read send time + remaining − margin', async () => {
+  const { clock, store, watchdog } = setup();
+  const h = hold('a', timing(100), 200);
+  watchdog.add(h);
+  store.states.set('a', { leaseId: h.leaseId, remaining: 300, expiresAt: new Date(12345) });
+  await clock.advance(100);
+  expect(h.deadline).toBe(100 + 300 - 30);
+  expect(h.expiresAt).toEqual(new Date(12345));
+  expect(h.events).toEqual([]);
+});
+
+test('a hung tick never overlaps the next, and the deadline fires regardless', async () => {
+  const { clock, store, watchdog } = setup();
+  const h = hold('a', timing(100), 250);
+  store.states.set('a', { leaseId: h.leaseId, remaining: 300, expiresAt: new Date(0) });
+  let open!: () => void;
+  store.readGate = new Promise((resolve) => (open = resolve));
+  watchdog.add(h);
+  await clock.advance(1000);
+  expect(store.reads).toHaveLength(1); // one tick, stuck on its read
+  expect(h.events).toEqual(['deadline']);
+  expect(watchdog.size).toBe(0);
+  open();
+  await clock.advance(1000);
+  expect(h.events).toEqual(['deadline']); // a late answer does not bring the hold back
+  expect(clock.pending).toBe(0);
+});
+
+test.each<[string, HoldState | undefined, LostReason]>([
+  ['the document is gone', undefined, 'deleted'],
+  ['another lease id holds it', { leaseId: 'someone-else', remaining: 500, expiresAt: new Date(0) }, 'taken'],
+  ['the server says it expired', { leaseId: 'id-a', remaining: 0, expiresAt: new Date(0) }, 'expired'],
+])('a hold is lost when %s', async (_, state, reason) => {
+  const { clock, store, watchdog } = setup();
+  const h = hold('a', timing(100), 1000);
+  if (state) store.states.set('a', state);
+  watchdog.add(h);
+  await clock.advance(100);
+  expect(h.events).toEqual([`lost:${reason}`]);
+  expect(watchdog.size).toBe(0);
+  await clock.advance(1000);
+  expect(store.reads).toHaveLength(1); // nothing held, nothing to tick for
+});
+
+test('a hold released while its tick is out is left alone', async () => {
+  const { clock, store, watchdog } = setup();
+  const h = hold('a', timing(100), 1000);
+  let open!: () => void;
+  store.readGate = new Promise((resolve) => (open = resolve));
+  watchdog.add(h);
+  await clock.advance(100);
+  watchdog.remove(h);
+  open();
+  await clock.advance(10);
+  expect(h.events).toEqual([]);
+});
+
+test('a lease with a shorter interval brings the next tick forward; the tick period is the shortest interval', async () => {
+  const { clock, store, watchdog } = setup();
+  const slow = hold('slow', timing(1000), 10_000);
+  const fast = hold('fast', timing(100), 10_000);
+  for (const h of [slow, fast])
+    store.states.set(h.name, { leaseId: h.leaseId, remaining: 5000, expiresAt: new Date(0) });
+  watchdog.add(slow);
+  await clock.advance(50);
+  watchdog.add(fast);
+  await clock.advance(100);
+  expect(store.reads).toEqual([['slow', 'fast']]);
+  await clock.advance(100);
+  expect(store.reads).toHaveLength(2);
+});
+
+test('a failed tick is reported and retried after half an interval', async () => {
+  const { clock, store, errors, watchdog } = setup();
+  const h = hold('a', timing(100), 10_000);
+  store.states.set('a', { leaseId: h.leaseId, remaining: 5000, expiresAt: new Date(0) });
+  store.renewError = new Error('network down');
+  watchdog.add(h);
+  await clock.advance(100);
+  expect(errors).toEqual([store.renewError]);
+  expect(store.renews).toHaveLength(1);
+  await clock.advance(50);
+  expect(store.renews).toHaveLength(2);
+});
+
+test('stop() clears every timer and is safe to call twice', async () => {
+  const { clock, store, watchdog } = setup();
+  watchdog.add(hold('a', timing(100), 1000));
+  expect(clock.pending).toBe(2); // the tick and the deadline
+  watchdog.stop();
+  watchdog.stop();
+  expect(clock.pending).toBe(0);
+  await clock.advance(5000);
+  expect(store.reads).toHaveLength(0);
+});
