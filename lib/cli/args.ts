@@ -1,0 +1,263 @@
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../duration.js';
+import { checkName } from '../options.js';
+
+/** Exit codes of `mdlock` itself (`run` otherwise exits with its command's code). */
+export const ExitCode = Object.freeze({
+  Ok: 0,
+  /** An error that fits no other code, or `inspect` of a lock that does not exist. */
+  Failure: 1,
+  /** EX_USAGE: bad arguments or a bad URI. */
+  Usage: 64,
+  /** EX_UNAVAILABLE: MongoDB could not be reached within the connect timeout, or stopped answering. */
+  Unavailable: 69,
+  /** EX_SOFTWARE: `run` lost its lock while the command ran, and stopped the command. */
+  Lost: 70,
+  /** EX_TEMPFAIL: `run` found the lock busy, and the wait (if any) ran out. */
+  Busy: 75,
+  /** The command could not be executed (as in shells). */
+  NotExecutable: 126,
+  /** The command was not found (as in shells). */
+  NotFound: 127,
+} as const);
+
+/** An error to print on one line, with the exit code it calls for. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Where the locks are: options every subcommand takes. */
+export interface Target {
+  readonly uri: string;
+  readonly collection: string;
+  readonly json: boolean;
+  /** Milliseconds to wait for MongoDB, when connecting and for each command. */
+  readonly timeout: number;
+}
+
+/** What the command line asks for. */
+export type Invocation =
+  | { readonly command: 'help'; readonly topic: Subcommand | undefined }
+  | { readonly command: 'ls'; readonly target: Target }
+  | { readonly command: 'inspect' | 'release'; readonly target: Target; readonly name: string }
+  | {
+      readonly command: 'run';
+      readonly target: Target;
+      readonly name: string;
+      readonly ttl: number;
+      readonly heartbeat: number | undefined;
+      /** Milliseconds to wait for a busy lock (`Infinity`: forever); `undefined`: one attempt. */
+      readonly wait: number | undefined;
+      readonly tokenEnv: string;
+      readonly grace: number;
+      readonly owner: string | undefined;
+      /** Say on stderr when the lock is busy and mdlock waits, when it is taken, and when it is released. */
+      readonly verbose: boolean;
+      /** Say nothing when the lock is busy (the exit code, 75, still says it): for crontabs. */
+      readonly quiet: boolean;
+      /** The command and its arguments. */
+      readonly argv: readonly string[];
+    };
+
+type Subcommand = 'run' | 'ls' | 'inspect' | 'release';
+
+const OPTIONS = {
+  uri: { type: 'string' },
+  collection: { type: 'string' },
+  json: { type: 'boolean' },
+  'connect-timeout': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  ttl: { type: 'string' },
+  heartbeat: { type: 'string' },
+  wait: { type: 'string' },
+  'token-env': { type: 'string' },
+  grace: { type: 'string' },
+  owner: { type: 'string' },
+  force: { type: 'boolean' },
+  verbose: { type: 'boolean', short: 'v' },
+  quiet: { type: 'boolean', short: 'q' },
+} as const;
+
+const COMMON = ['uri', 'collection', 'connect-timeout', 'help'];
+const ALLOWED: Record<Subcommand, readonly string[]> = {
+  run: [...COMMON, 'ttl', 'heartbeat', 'wait', 'token-env', 'grace', 'owner', 'verbose', 'quiet'],
+  ls: [...COMMON, 'json'],
+  inspect: [...COMMON, 'json'],
+  release: [...COMMON, 'json', 'force'],
+};
+
+const SYNOPSIS: Record<Subcommand, string> = {
+  run: 'mdlock run <name> [--ttl 30s] [--wait 10s|forever] [--token-env MDLOCK_TOKEN] [--grace 10s] -- <command...>',
+  ls: 'mdlock ls [--json]',
+  inspect: 'mdlock inspect <name> [--json]',
+  release: 'mdlock release --force <name> [--json]',
+};
+
+/** `mdlock --help`, or the help of one subcommand. */
+export function usage(topic?: Subcommand): string {
+  const common = `Connection (every command):
+  --uri <uri>               MongoDB connection string (default: $MONGODB_URI); the database is the URI's
+  --collection <name>       the lock collection (default: locks)
+  --connect-timeout <time>  longest wait for MongoDB, when connecting and for each command (default: 10s)`;
+  const run = `mdlock run: runs a command while holding the lock <name>, renewing it as long as the command runs.
+  --ttl <time>          how long the lock outlives mdlock if it is killed (default: 30s)
+  --heartbeat <time>    how often the lock is renewed (default: ttl / 3)
+  --wait <time|forever> how long to wait for a busy lock (default: no wait, a single attempt)
+  --token-env <VAR>     environment variable that gives the command the fencing token (default: MDLOCK_TOKEN)
+  --grace <time>        if the lock is lost: time between SIGTERM and SIGKILL to the command (default: 10s)
+  --owner <text>        who holds the lock, as ls shows it (default: hostname:pid)
+  -v, --verbose         say on stderr when mdlock waits for the lock, takes it, and releases it
+  -q, --quiet           say nothing when the lock is busy (exit code 75 says it): for crontabs
+The command runs in a process group of its own; signals sent to mdlock (INT, TERM, HUP, QUIT, USR1,
+USR2) are passed on to it. The lock is released when the command exits, however it exits.
+Exit code: the command's (128 + n if it died of signal n); 75 if the lock was busy; 70 if the lock
+was lost and the command stopped; 127/126 if the command was not found/not executable.`;
+  if (topic === 'run') return `usage: ${SYNOPSIS.run}\n\n${run}\n\n${common}\n`;
+  if (topic) return `usage: ${SYNOPSIS[topic]}\n\n${common}\n`;
+  return `mdlock: distributed locks on MongoDB, from the shell
+
+usage:
+  ${Object.values(SYNOPSIS).join('\n  ')}
+
+  ls        lists the locks: name, owner, fencing token, held or free, time left
+  inspect   shows one lock
+  release   frees a lock whoever holds it (its holder sees the lock lost)
+
+${run}
+
+${common}
+  --json                    machine-readable output (ls, inspect, release)
+
+Other exit codes: 64 bad usage or URI; 69 MongoDB unreachable; 1 no such lock (inspect), other errors.
+`;
+}
+
+function usageError(message: string, topic?: Subcommand): CliError {
+  const hint = topic ? `usage: ${SYNOPSIS[topic]}` : 'see mdlock --help';
+  return new CliError(`${message} (${hint})`, ExitCode.Usage);
+}
+
+/** Rewords util.parseArgs' errors into one line. */
+function parseError(error: unknown): CliError {
+  const { code, message } = error as { code?: string; message: string };
+  const option = /'(-[^' ]+)/.exec(message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return usageError(`unknown option ${option}`);
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option) {
+    const dash = message.includes('ambiguous') ? `; for one that starts with "-", write ${option}=<value>` : '';
+    return usageError(`option ${option} needs a value${dash}`);
+  }
+  return usageError(message.split('\n')[0]!);
+}
+
+function duration(value: string | undefined, option: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  try {
+    return parseDuration(value, `--${option}`);
+  } catch (error) {
+    throw usageError((error as Error).message);
+  }
+}
+
+/** Reads the command line (without `node` and the script) and the environment: never connects, never exits. */
+export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv): Invocation {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: true, tokens: true });
+  } catch (error) {
+    throw parseError(error);
+  }
+  const { values, tokens } = parsed;
+  const terminator = tokens.find((t) => t.kind === 'option-terminator')?.index ?? Infinity;
+  const words = tokens.flatMap((t) => (t.kind === 'positional' ? [t] : []));
+  const positionals = words.filter((t) => t.index < terminator).map((t) => t.value);
+  const after = words.filter((t) => t.index > terminator).map((t) => t.value);
+
+  const [command, ...rest] = positionals;
+  if (command === 'help') return { command: 'help', topic: rest[0] === undefined ? undefined : subcommand(rest[0]) };
+  if (command === undefined) {
+    if (values.help) return { command: 'help', topic: undefined };
+    throw usageError('missing command: run, ls, inspect or release');
+  }
+  const topic = subcommand(command);
+  if (values.help) return { command: 'help', topic };
+  for (const token of tokens) {
+    if (token.kind === 'option' && !ALLOWED[topic].includes(token.name)) {
+      throw usageError(`option --${token.name} is not an option of mdlock ${topic}`, topic);
+    }
+  }
+  if (topic !== 'run' && terminator !== Infinity) throw usageError(`mdlock ${topic} runs no command`, topic);
+
+  const uri = values.uri ?? env.MONGODB_URI;
+  if (!uri) throw usageError('no MongoDB URI: pass --uri or set MONGODB_URI', topic);
+  const collection = values.collection ?? 'locks';
+  if (collection === '') throw usageError('--collection must not be empty', topic);
+  const target: Target = {
+    uri,
+    collection,
+    json: values.json ?? false,
+    timeout: duration(values['connect-timeout'], 'connect-timeout', 10_000),
+  };
+
+  if (topic === 'ls') {
+    if (rest.length > 0) throw usageError(`unexpected argument "${rest[0]}"`, topic);
+    return { command: 'ls', target };
+  }
+  const [name, ...extra] = rest;
+  if (name === undefined) throw usageError('missing the lock name', topic);
+  try {
+    checkName(name);
+  } catch (error) {
+    throw usageError((error as Error).message, topic);
+  }
+  if (topic !== 'run') {
+    if (extra.length > 0) throw usageError(`unexpected argument "${extra[0]}"`, topic);
+    if (topic === 'release' && !values.force) {
+      throw usageError('release frees the lock whoever holds it: add --force to confirm', topic);
+    }
+    return { command: topic, target, name };
+  }
+
+  if (extra.length > 0) throw usageError(`put the command after "--", as in: mdlock run ${name} -- ${extra.join(' ')}`);
+  if (after.length === 0) throw usageError('missing the command to run after "--"', topic);
+  const ttl = duration(values.ttl, 'ttl', 30_000);
+  const heartbeat = values.heartbeat === undefined ? undefined : duration(values.heartbeat, 'heartbeat', 0);
+  const wait = values.wait === undefined ? undefined : waitOption(values.wait);
+  const tokenEnv = values['token-env'] ?? 'MDLOCK_TOKEN';
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(tokenEnv)) {
+    throw usageError(`--token-env must be an environment variable name, received "${tokenEnv}"`, topic);
+  }
+  if (values.owner === '') throw usageError('--owner must not be empty', topic);
+  return {
+    command: 'run',
+    target,
+    name,
+    ttl,
+    heartbeat,
+    wait,
+    tokenEnv,
+    grace: duration(values.grace, 'grace', 10_000),
+    owner: values.owner,
+    verbose: values.verbose ?? false,
+    quiet: values.quiet ?? false,
+    argv: after,
+  };
+}
+
+function waitOption(value: string): number {
+  if (value === 'forever') return Infinity;
+  try {
+    return parseDuration(value, '--wait', { allowZero: true, max: Number.MAX_SAFE_INTEGER });
+  } catch {
+    throw usageError(`--wait must be a duration such as 10s, or "forever", received "${value}"`, 'run');
+  }
+}
+
+function subcommand(word: string): Subcommand {
+  if (Object.hasOwn(ALLOWED, word)) return word as Subcommand;
+  throw usageError(`unknown command "${word}": run, ls, inspect or release`);
+}

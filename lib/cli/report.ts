@@ -1,0 +1,147 @@
+import { styleText } from 'node:util';
+import type { Connection } from 'mongoose';
+import type { LockManager } from '../manager.js';
+import type { LockInfo } from '../store.js';
+import { CliError, ExitCode, type Target } from './args.js';
+import type { Io } from './program.js';
+
+/** A lock as `--json` prints it. */
+interface LockRow {
+  readonly name: string;
+  readonly owner: string;
+  readonly token: number;
+  readonly held: boolean;
+  readonly acquiredAt: string;
+  readonly expiresAt: string;
+  /** Milliseconds left by the server's clock while held; `null` when free. */
+  readonly expiresIn: number | null;
+}
+
+function row(info: LockInfo, serverNow: number): LockRow {
+  return {
+    name: info.name,
+    owner: info.owner,
+    token: info.token,
+    held: info.held,
+    acquiredAt: info.acquiredAt.toISOString(),
+    expiresAt: info.expiresAt.toISOString(),
+    expiresIn: info.held ? Math.max(0, info.expiresAt.getTime() - serverNow) : null,
+  };
+}
+
+/** `1.2s`, `42s`, `3m 20s`, `5h 2m`, `3d 4h`. */
+export function formatDuration(ms: number): string {
+  const s = ms / 1000;
+  if (s < 10) return `${(Math.floor(s * 10) / 10).toFixed(1)}s`;
+  if (s < 60) return `${Math.floor(s)}s`;
+  const units: [number, string][] = [
+    [86_400, 'd'],
+    [3600, 'h'],
+    [60, 'm'],
+    [1, 's'],
+  ];
+  const i = units.findIndex(([size]) => s >= size);
+  const [big, bigUnit] = units[i]!;
+  const [small, smallUnit] = units[i + 1]!;
+  return `${Math.floor(s / big)}${bigUnit} ${Math.floor((s % big) / small)}${smallUnit}`;
+}
+
+/** The server's clock now (`$$NOW`), so that "expires in" does not depend on this machine's clock. */
+async function serverNow(connection: Connection, collection: string): Promise<number> {
+  const [doc] = await connection
+    .db!.collection(collection)
+    .aggregate<{ now: Date }>([{ $limit: 1 }, { $project: { _id: 0, now: '$$NOW' } }])
+    .toArray();
+  return doc?.now.getTime() ?? Date.now();
+}
+
+function paint(io: Io, style: Parameters<typeof styleText>[0], text: string): string {
+  return io.tty && !io.env.NO_COLOR ? styleText(style, text) : text;
+}
+
+function json(io: Io, value: unknown): void {
+  io.stdout(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** `mdlock ls`: a table of every lock (or a JSON array). */
+export async function listLocks(manager: LockManager, connection: Connection, target: Target, io: Io): Promise<number> {
+  const locks = await manager.list();
+  const now = locks.length > 0 ? await serverNow(connection, target.collection) : Date.now();
+  const rows = locks.map((info) => row(info, now));
+  if (target.json) {
+    json(io, rows);
+    return ExitCode.Ok;
+  }
+  if (rows.length === 0) {
+    io.stdout(`no locks in collection "${target.collection}"\n`);
+    return ExitCode.Ok;
+  }
+  const table = [
+    ['NAME', 'OWNER', 'TOKEN', 'STATE', 'EXPIRES IN'],
+    ...rows.map((r) => [
+      r.name,
+      r.owner,
+      String(r.token),
+      r.held ? 'held' : 'free',
+      r.expiresIn === null ? '-' : formatDuration(r.expiresIn),
+    ]),
+  ];
+  const widths = table[0]!.map((_, column) => Math.max(...table.map((cells) => cells[column]!.length)));
+  const lines = table.map((cells, line) => {
+    const text = cells
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join('  ')
+      .trimEnd();
+    if (line === 0) return paint(io, 'bold', text);
+    return rows[line - 1]!.held ? text : paint(io, 'dim', text);
+  });
+  io.stdout(`${lines.join('\n')}\n`);
+  return ExitCode.Ok;
+}
+
+/** `mdlock inspect <name>`: one lock, or exit code 1 if it has no document. */
+export async function inspectLock(
+  manager: LockManager,
+  connection: Connection,
+  name: string,
+  target: Target,
+  io: Io,
+): Promise<number> {
+  const info = await manager.inspect(name);
+  if (!info) {
+    if (target.json) json(io, null);
+    throw new CliError(`no lock named "${name}" in collection "${target.collection}"`, ExitCode.Failure);
+  }
+  const r = row(info, info.held ? await serverNow(connection, target.collection) : Date.now());
+  if (target.json) {
+    json(io, r);
+    return ExitCode.Ok;
+  }
+  const fields: [string, string][] = [
+    ['name', r.name],
+    ['state', r.held ? paint(io, 'green', 'held') : 'free'],
+    ['owner', r.owner],
+    ['token', String(r.token)],
+    ['acquired', r.acquiredAt],
+    [
+      r.held ? 'expires' : 'ended',
+      r.expiresIn === null ? r.expiresAt : `${r.expiresAt} (in ${formatDuration(r.expiresIn)})`,
+    ],
+  ];
+  io.stdout(fields.map(([key, value]) => `${key.padEnd(9)}${value}\n`).join(''));
+  return ExitCode.Ok;
+}
+
+/** `mdlock release --force <name>`: frees the lock whoever holds it. */
+export async function releaseLock(manager: LockManager, name: string, target: Target, io: Io): Promise<number> {
+  const before = await manager.inspect(name);
+  const released = await manager.forceRelease(name);
+  if (target.json) {
+    json(io, { name, released, owner: before?.owner ?? null, token: before?.token ?? null });
+  } else if (released) {
+    io.stdout(`released "${name}" (it was held by ${before?.owner ?? 'someone'}, token ${before?.token ?? '?'})\n`);
+  } else {
+    io.stdout(`"${name}" was not held: nothing to release\n`);
+  }
+  return ExitCode.Ok;
+}

@@ -1,0 +1,186 @@
+// `mdlock ls`, `inspect`, `release --force`, help, and its one-line errors, in real processes
+// against the real engine. (`mdlock run` is in cli-run.spec.ts.)
+import net from 'node:net';
+import type { LeaseLostError } from '../lib/index';
+import { lockFixture } from './helpers/locks';
+import { mdlockRunner } from './helpers/mdlock';
+import { nextEvent } from './helpers/wait';
+
+const locks = lockFixture({ ttl: '30s' });
+const mdlock = mdlockRunner(() => locks.db.name);
+
+test('--help prints the usage and exits 0', async () => {
+  const help = await mdlock.run(['--help']);
+  expect(help).toMatchObject({ code: 0, stderr: '' });
+  expect(help.stdout).toMatch(/^mdlock: distributed locks on MongoDB/);
+  for (const command of ['mdlock run <name>', 'mdlock ls', 'mdlock inspect <name>', 'mdlock release --force <name>']) {
+    expect(help.stdout).toContain(command);
+  }
+  const run = await mdlock.run(['run', '--help']);
+  expect(run.stdout).toMatch(/^usage: mdlock run <name>.*\n[\s\S]*--token-env/);
+});
+
+test('ls: a table of locks with owner, token, held or free, and time left; --json for scripts', async () => {
+  const empty = await mdlock.run(['ls']);
+  expect(empty).toMatchObject({ code: 0, stdout: 'no locks in collection "locks"\n' });
+  expect(JSON.parse((await mdlock.run(['ls', '--json'])).stdout)).toEqual([]);
+
+  const manager = await locks.manager({ owner: 'worker-7' });
+  const held = await manager.acquire('b-held', { ttl: '40s' });
+  const freed = await manager.acquire('a-freed');
+  const freedToken = freed.token;
+  await freed.release();
+
+  const table = await mdlock.run(['ls']);
+  expect(table.code).toBe(0);
+  const lines = table.stdout.trimEnd().split('\n');
+  expect(lines[0]).toMatch(/^NAME\s+OWNER\s+TOKEN\s+STATE\s+EXPIRES IN$/);
+  expect(lines[1]).toMatch(new RegExp(`^a-freed\\s+worker-7\\s+${freedToken}\\s+free\\s+-$`));
+  const [, left] = new RegExp(`^b-held\\s+worker-7\\s+${held.token}\\s+held\\s+(\\d+)s$`).exec(lines[2]!)!;
+  expect(Number(left)).toBeGreaterThan(20); // renewed every 13 s, for 40 s each time
+  expect(Number(left)).toBeLessThanOrEqual(40);
+
+  const rows = JSON.parse((await mdlock.run(['ls', '--json'])).stdout) as Record<string, unknown>[];
+  expect(rows).toEqual([
+    {
+      name: 'a-freed',
+      owner: 'worker-7',
+      token: freedToken,
+      held: false,
+      acquiredAt: expect.any(String),
+      expiresAt: expect.any(String),
+      expiresIn: null,
+    },
+    expect.objectContaining({ name: 'b-held', token: held.token, held: true, expiresIn: expect.any(Number) }),
+  ]);
+  await held.release();
+});
+
+test('inspect shows one lock; a lock with no document exits 1', async () => {
+  const manager = await locks.manager({ owner: 'inspected-owner' });
+  const lease = await manager.acquire('inspected');
+  const shown = await mdlock.run(['inspect', 'inspected']);
+  expect(shown).toMatchObject({ code: 0, stderr: '' });
+  expect(shown.stdout).toMatch(/^name {5}inspected\nstate {4}held\nowner {4}inspected-owner\n/);
+  expect(shown.stdout).toContain(`token    ${lease.token}\n`);
+  expect(shown.stdout).toMatch(/\nexpires {2}\S+ \(in \d+s\)\n$/);
+
+  const json = JSON.parse((await mdlock.run(['inspect', 'inspected', '--json'])).stdout) as Record<string, unknown>;
+  expect(json).toMatchObject({ name: 'inspected', owner: 'inspected-owner', token: lease.token, held: true });
+  expect(new Date(json.expiresAt as string).getTime()).toBe(lease.expiresAt!.getTime());
+  await lease.release();
+
+  const missing = await mdlock.run(['inspect', 'never-taken']);
+  expect(missing).toMatchObject({
+    code: 1,
+    stdout: '',
+    stderr: 'mdlock: no lock named "never-taken" in collection "locks"\n',
+  });
+  expect(await mdlock.run(['inspect', 'never-taken', '--json'])).toMatchObject({ code: 1, stdout: 'null\n' });
+});
+
+test('release --force frees a lock whoever holds it: its holder sees the lease lost', async () => {
+  const holder = await locks.manager({ owner: 'stuck-worker' });
+  const lease = await holder.acquire('stuck', { ttl: '20s', heartbeat: '500ms' });
+  const token = lease.token;
+  const lost = nextEvent<[LeaseLostError]>(lease, 'lost');
+  const released = await mdlock.run(['release', '--force', 'stuck']);
+  expect(released).toMatchObject({ code: 0, stderr: '' });
+  expect(released.stdout).toBe(`released "stuck" (it was held by stuck-worker, token ${token})\n`);
+  expect((await lost)[0]).toMatchObject({ name: 'stuck' });
+  expect(await holder.inspect('stuck')).toMatchObject({ held: false });
+
+  const again = await mdlock.run(['release', '--force', 'stuck', '--json']);
+  expect(again.code).toBe(0);
+  expect(JSON.parse(again.stdout)).toEqual({
+    name: 'stuck',
+    released: false,
+    owner: 'stuck-worker',
+    token,
+  });
+  expect(await mdlock.run(['release', '--force', 'stuck'])).toMatchObject({
+    stdout: '"stuck" was not held: nothing to release\n',
+  });
+});
+
+test('--collection selects the lock collection', async () => {
+  const manager = await locks.manager({ collection: 'mutexes', owner: 'other-collection' });
+  const lease = await manager.acquire('elsewhere');
+  expect((await mdlock.run(['ls'])).stdout).not.toContain('elsewhere');
+  expect((await mdlock.run(['ls', '--collection', 'mutexes'])).stdout).toContain('other-collection');
+  await lease.release();
+});
+
+test('one-line errors: bad usage and a bad URI exit 64; an unreachable server exits 69 within the connect timeout', async () => {
+  const oneLine = (text: string) => expect(text).toMatch(/^mdlock: [^\n]+\n$/);
+  const unknown = await mdlock.run(['ls', '--frobnicate']);
+  expect(unknown).toMatchObject({ code: 64, stdout: '' });
+  expect(unknown.stderr).toBe('mdlock: unknown option --frobnicate (see mdlock --help)\n');
+  const missing = await mdlock.run(['run', 'job']);
+  expect(missing.code).toBe(64);
+  expect(missing.stderr).toMatch(/^mdlock: missing the command to run after "--"/);
+  oneLine(missing.stderr);
+  const none = await mdlock.run([]);
+  expect(none).toMatchObject({
+    code: 64,
+    stderr: 'mdlock: missing command: run, ls, inspect or release (see mdlock --help)\n',
+  });
+  const noUri = await mdlock.run(['ls'], { MONGODB_URI: '' });
+  expect(noUri).toMatchObject({ code: 64 });
+  expect(noUri.stderr).toMatch(/^mdlock: no MongoDB URI: pass --uri or set MONGODB_URI/);
+
+  const badUri = await mdlock.run(['ls', '--uri', 'postgres://db/x']);
+  expect(badUri.code).toBe(64);
+  expect(badUri.stderr).toMatch(/^mdlock: invalid MongoDB URI "postgres:\/\/db\/x": /);
+  oneLine(badUri.stderr);
+
+  // A port nobody listens on: refused at once. A password in the URI is not printed.
+  const port = await freePort();
+  const refused = await mdlock.run([
+    'ls',
+    '--uri',
+    `mongodb://ops:s3cret@127.0.0.1:${port}/x`,
+    '--connect-timeout',
+    '1s',
+  ]);
+  expect(refused.code).toBe(69);
+  expect(refused.stderr).toMatch(
+    new RegExp(`^mdlock: cannot reach MongoDB at mongodb://ops:\\*\\*\\*@127\\.0\\.0\\.1:${port}/x within 1000 ms: `),
+  );
+  expect(refused.stderr).not.toContain('s3cret');
+  oneLine(refused.stderr);
+
+  // A server that accepts connections and never answers: bounded by the connect timeout, not a hang.
+  const sockets = new Set<net.Socket>();
+  const silent = net.createServer((socket) => void sockets.add(socket)); // reads nothing, answers nothing
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  try {
+    const { port: silentPort } = silent.address() as net.AddressInfo;
+    const hung = await mdlock.run([
+      'run',
+      'job',
+      '--uri',
+      `mongodb://127.0.0.1:${silentPort}/x`,
+      '--connect-timeout',
+      '1500ms',
+      '--',
+      'true',
+    ]);
+    expect(hung.code).toBe(69);
+    expect(hung.stderr).toMatch(/^mdlock: cannot reach MongoDB at mongodb:\/\/127\.0\.0\.1:\d+\/x within 1500 ms: /);
+    expect(hung.took).toBeLessThan(15_000); // 1.5 s, plus starting Node.js and tsx on a busy machine
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  }
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
