@@ -1,0 +1,81 @@
+// A stalled server: the local deadline ends a hold on time even though the renewal hangs.
+// These tests pause a private engine (SIGSTOP), so they start their own whatever MONGODB_URI says.
+import mongoose, { type Connection } from 'mongoose';
+import { LeaseLostError, LockError, LockManager } from '../lib/index';
+import { nextEvent } from './helpers/wait';
+
+import { startEngine } from '../scripts/engine.cjs';
+
+let engine: Awaited<ReturnType<typeof startEngine>>;
+const connections: Connection[] = [];
+const managers: LockManager[] = [];
+
+beforeAll(async () => {
+  engine = await startEngine();
+});
+
+afterAll(async () => {
+  engine.resume();
+  await Promise.all(managers.map((m) => m.close()));
+  await Promise.all(connections.map((c) => c.close()));
+  await engine.stop();
+});
+
+async function manager(options: ConstructorParameters<typeof LockManager>[0] = {}) {
+  const connection = await mongoose.createConnection(engine.uri, { dbName: 'paused' }).asPromise();
+  connections.push(connection);
+  const m = new LockManager({ connection, ...options });
+  m.on('error', () => {}); // the outage is expected here
+  managers.push(m);
+  return m;
+}
+
+test('a holder whose server stalls emits lost (expired) and aborts its signal before the server could expire it', async () => {
+  const holder = await manager({ ttl: 3000, heartbeat: 500, owner: 'holder' });
+  const lease = await holder.acquire('stalled');
+  const { token, signal } = lease;
+  let lossAt = 0;
+  lease.on('lost', () => (lossAt = Date.now())); // same machine as the engine: comparable with its clock
+
+  engine.pause();
+  // No renewal can land from here on: the server-side expiry is at least the last one known now.
+  const serverExpiry = lease.expiresAt!.getTime();
+  const [error] = await nextEvent<[LeaseLostError]>(lease, 'lost', 10_000);
+  expect(error).toMatchObject({ reason: 'expired', token, name: 'stalled' });
+  expect(signal.aborted).toBe(true);
+  expect(signal.reason).toBe(error);
+  expect(lease.held).toBe(false);
+  expect(lossAt).toBeLessThan(serverExpiry); // nobody else could hold the lock yet
+
+  engine.resume();
+  const contender = await manager({ ttl: 3000, owner: 'contender' });
+  const next = await contender.acquire('stalled', { wait: '20s' });
+  expect(next.token!).toBeGreaterThan(token!);
+  expect(await contender.inspect('stalled')).toMatchObject({ owner: 'contender', token: next.token, held: true });
+  // The renewal stalled by the pause, delivered after the resume, did not bring the old hold back.
+  expect(lease.held).toBe(false);
+  await next.release();
+}, 60_000);
+
+test('a command to a stalled server fails with a connection error after the command timeout, never hangs', async () => {
+  const m = await manager({ commandTimeout: 800 });
+  await (await m.acquire('probe')).release(); // connected and warm
+  engine.pause();
+  try {
+    const started = performance.now();
+    const error = await m.tryAcquire('probe').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LockError);
+    expect(error).toMatchObject({ code: 'connection', message: expect.stringContaining('did not answer within') });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(700);
+    await expect(m.inspect('probe')).rejects.toMatchObject({ code: 'connection' });
+  } finally {
+    engine.resume();
+  }
+  // A wait rides out the outage and gets the lock once the server is back.
+  engine.pause();
+  const waiting = m.acquire('probe', { wait: '30s' });
+  setTimeout(() => engine.resume(), 1500);
+  const lease = await waiting;
+  expect(lease.held).toBe(true);
+  await lease.release();
+}, 60_000);

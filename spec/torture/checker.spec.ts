@@ -1,0 +1,211 @@
+// The torture checker on synthetic histories: a clean one passes, and each kind of bad history
+// is caught by the check meant for it (a checker that never fails proves nothing).
+import { checkHistory, type CheckName, type CheckOptions } from './checker';
+import type { EventBody, TortureEvent } from './history';
+
+/** Wall clock = monotonic clock + this, as on a machine whose clock is not stepped. */
+const OFFSET = 1_700_000_000_000;
+
+/** Builds a history: events are given at a monotonic time in ms; their wall time follows. */
+function history() {
+  const events: TortureEvent[] = [];
+  const seqs = new Map<string, number>();
+  const at = (src: string, mono: number, body: EventBody, wall = mono + OFFSET) => {
+    const seq = seqs.get(src) ?? 0;
+    seqs.set(src, seq + 1);
+    events.push({ src, seq, mono, wall, ...body });
+  };
+  const builder = {
+    events,
+    at,
+    /** A worker that started and exited by itself. */
+    worker(id: string) {
+      at('orchestrator', 0, { type: 'spawn', worker: id, pid: 1 });
+      at('orchestrator', 100_000, { type: 'worker-exit', worker: id, code: 0, signal: null, byItself: true });
+      return builder;
+    },
+    /**
+     * A hold of `name` by `worker` from `from` to `to` (monotonic ms), granted by the server at
+     * `granted` (default: 2 ms before `from`) for `ttl` ms, ended as `end` says.
+     */
+    hold(
+      worker: string,
+      name: string,
+      token: number,
+      from: number,
+      to: number,
+      { ttl = 1000, granted = from - 2, end = 'stop' } = {},
+    ) {
+      at(worker, from, { type: 'acquired', name, token, expiresAt: granted + OFFSET + ttl, ttl, heartbeat: false });
+      if (end === 'stop') at(worker, to, { type: 'stop', name, token, why: 'release' });
+      if (end === 'lost') at(worker, to, { type: 'lost', name, token, reason: 'expired' });
+      if (end === 'hold-timeout') at(worker, to, { type: 'hold-timeout', name, token });
+      if (end === 'stop') at(worker, to + 1, { type: 'release-end', name, token, result: true });
+      return builder;
+    },
+    /** `n` accepted fenced writes and unfenced increments by `worker` under `token`, starting at `from`. */
+    writes(worker: string, name: string, token: number, from: number, n: number) {
+      for (let i = 0; i < n; i++) {
+        at(worker, from + i, { type: 'fence', name, token, phase: 'begin' });
+        at(worker, from + i + 0.2, { type: 'fence', name, token, phase: 'ok' });
+        at(worker, from + i + 0.4, { type: 'inc', name, token, phase: 'begin' });
+        at(worker, from + i + 0.6, { type: 'inc', name, token, phase: 'done' });
+      }
+      return builder;
+    },
+    resource(name: string, token: number, count: number, plain: number) {
+      at('orchestrator', 99_000, { type: 'resource', name, token, count, plain });
+      return builder;
+    },
+  };
+  return builder;
+}
+
+/** Two workers taking turns on one name, with fenced writes: nothing wrong with it. */
+function cleanRun() {
+  return history()
+    .worker('w1')
+    .worker('w2')
+    .hold('w1', 'job', 10, 1000, 1500)
+    .writes('w1', 'job', 10, 1100, 3)
+    .hold('w2', 'job', 11, 1510, 1800, { granted: 1505 })
+    .writes('w2', 'job', 11, 1600, 2)
+    .hold('w1', 'job', 12, 2000, 2900, { ttl: 1000, end: 'hold-timeout' })
+    .resource('job', 11, 5, 5);
+}
+
+const strict: CheckOptions = { unfencedExact: true };
+const failed = (events: TortureEvent[], options = strict): CheckName[] => [
+  ...new Set(checkHistory(events, options).violations.map((v) => v.check)),
+];
+
+test('a clean history passes every check, and the summary counts what happened', () => {
+  const report = checkHistory(cleanRun().events, strict);
+  expect(report.violations).toEqual([]);
+  expect(report.stats).toMatchObject({
+    acquisitions: 3,
+    ends: { stop: 2, 'hold-timeout': 1 },
+    fenced: { accepted: 5, rejected: 0, unknown: 0, final: 5 },
+    unfenced: { increments: 5, final: 5, lostUpdates: 0 },
+    workers: 2,
+  });
+  expect(report.stats.closestHandover).toBeCloseTo(10);
+});
+
+test('exclusion: a hold that begins before the previous holder stopped', () => {
+  const run = history().worker('w1').worker('w2').hold('w1', 'job', 10, 1000, 1500).hold('w2', 'job', 11, 1400, 1600);
+  expect(failed(run.events)).toContain('exclusion');
+});
+
+test('tokens: a later hold with a token that is not larger', () => {
+  const run = history().worker('w1').worker('w2').hold('w1', 'job', 10, 1000, 1100).hold('w2', 'job', 10, 1200, 1300);
+  expect(failed(run.events)).toEqual(['tokens']);
+  const lower = history().worker('w1').worker('w2').hold('w1', 'job', 10, 1000, 1100).hold('w2', 'job', 9, 1200, 1300);
+  expect(failed(lower.events)).toContain('tokens');
+});
+
+test('expiry: a loss (or a stop) reported after the lease had expired on the server', () => {
+  const lostLate = history().worker('w1').hold('w1', 'job', 10, 1000, 2100, { granted: 998, ttl: 1000, end: 'lost' });
+  expect(failed(lostLate.events)).toEqual(['expiry']);
+  const stoppedLate = history().worker('w1').hold('w1', 'job', 10, 1000, 2500, { granted: 998, ttl: 1000 });
+  expect(failed(stoppedLate.events)).toEqual(['expiry']);
+  // A later expiry learned from a renewal moves the bound.
+  const renewed = history().worker('w1').hold('w1', 'job', 10, 1000, 2500, { granted: 998, ttl: 1000, end: 'lost' });
+  renewed.at('w1', 1400, { type: 'expiry', name: 'job', token: 10, expiresAt: 2600 + OFFSET });
+  expect(failed(renewed.events)).toEqual([]);
+});
+
+test('steal: the server granted a lock while the previous hold was live, even with no local overlap', () => {
+  // w1 is killed at 1200 holding a lease live on the server until 1998; w2 is granted it at 1500.
+  const run = history().worker('w2').hold('w1', 'job', 10, 1000, 0, { granted: 998, ttl: 1000, end: 'none' });
+  run.at('orchestrator', 1, { type: 'spawn', worker: 'w1', pid: 2 });
+  run.at('orchestrator', 1200, { type: 'kill', worker: 'w1', pid: 2 });
+  run.hold('w2', 'job', 11, 1510, 1600, { granted: 1500 });
+  expect(failed(run.events)).toEqual(['steal']);
+  // Granted after the expiry: a clean takeover.
+  const fair = history().worker('w2').hold('w1', 'job', 10, 1000, 0, { granted: 998, ttl: 1000, end: 'none' });
+  fair.at('orchestrator', 1, { type: 'spawn', worker: 'w1', pid: 2 });
+  fair.at('orchestrator', 1200, { type: 'kill', worker: 'w1', pid: 2 });
+  fair.hold('w2', 'job', 11, 2010, 2100, { granted: 2000 });
+  const report = checkHistory(fair.events, strict);
+  expect(report.violations).toEqual([]);
+  expect(report.stats.takeover).toEqual({ count: 1, afterKill: [800, 800], afterExpiry: [2, 2] });
+});
+
+test('fenced: a final count that does not match the accepted writes, or a token that was never written', () => {
+  const lostWrite = cleanRun();
+  lostWrite.events.pop(); // the resource event
+  lostWrite.resource('job', 11, 4, 5);
+  expect(failed(lostWrite.events)).toEqual(['fenced']);
+  const strangeToken = cleanRun();
+  strangeToken.events.pop();
+  strangeToken.resource('job', 99, 5, 5);
+  expect(failed(strangeToken.events)).toEqual(['fenced']);
+  // A write whose outcome is unknown (its writer was cut off) may or may not have landed.
+  const unknown = cleanRun();
+  unknown.at('w2', 1700, { type: 'fence', name: 'job', token: 11, phase: 'begin' });
+  unknown.at('w2', 1701, { type: 'fence', name: 'job', token: 11, phase: 'error' });
+  expect(failed(unknown.events)).toEqual([]);
+});
+
+test('unfenced: a lost update is a violation when the counter must be exact, and counted either way', () => {
+  const run = cleanRun();
+  run.events.pop();
+  run.resource('job', 11, 5, 4);
+  expect(failed(run.events)).toEqual(['unfenced']);
+  const lenient = checkHistory(run.events, { unfencedExact: false });
+  expect(lenient.violations).toEqual([]);
+  expect(lenient.stats.unfenced.lostUpdates).toBe(1);
+  const impossible = cleanRun();
+  impossible.events.pop();
+  impossible.resource('job', 11, 5, 9); // more increments landed than were ever made
+  expect(failed(impossible.events, { unfencedExact: false })).toEqual(['unfenced']);
+});
+
+test('liveness: an operation that never ended, a hold that never ended, a worker that did not exit by itself', () => {
+  const hung = cleanRun();
+  hung.at('w1', 3000, { type: 'op', op: 7, name: 'job', mode: 'acquire-wait', ttl: 1000, heartbeat: false });
+  expect(failed(hung.events)).toEqual(['liveness']);
+  const endless = history().worker('w1').hold('w1', 'job', 10, 1000, 0, { end: 'none' });
+  expect(failed(endless.events)).toContain('liveness');
+  const stuck = history();
+  stuck.at('orchestrator', 0, { type: 'spawn', worker: 'w1', pid: 1 });
+  stuck.at('orchestrator', 9, { type: 'worker-exit', worker: 'w1', code: null, signal: 'SIGKILL', byItself: false });
+  expect(failed(stuck.events)).toEqual(['liveness']);
+  const crashed = cleanRun();
+  crashed.at('w2', 3000, { type: 'crash', message: 'TypeError: boom' });
+  expect(failed(crashed.events)).toEqual(['liveness']);
+  // A killed worker's unfinished business is not a hang.
+  const killed = cleanRun();
+  killed.at('w2', 3000, { type: 'op', op: 7, name: 'job', mode: 'acquire-wait', ttl: 1000, heartbeat: false });
+  killed.at('orchestrator', 3001, { type: 'kill', worker: 'w2', pid: 1 });
+  expect(failed(killed.events)).toEqual([]);
+});
+
+test('clock: a step of the realtime clock during the run voids the wall-clock checks', () => {
+  const run = cleanRun();
+  run.at('w1', 3500, { type: 'stop', name: 'x', token: 1, why: 'close' }, 3500 + OFFSET + 5000);
+  expect(failed(run.events)).toContain('clock');
+});
+
+test('freeze: a frozen holder may outlive its lease, but not overlap the next holder before it froze', () => {
+  // w1 freezes at 1300, wakes after the lease expired and reports the loss at 2500; w2 took over at 2050.
+  const frozen = history().worker('w1').worker('w2');
+  frozen.hold('w1', 'job', 10, 1000, 2500, { granted: 998, ttl: 1000, end: 'lost' });
+  frozen.at('w1', 1300, { type: 'freeze', name: 'job', token: 10, ms: 2000 });
+  frozen.hold('w2', 'job', 11, 2050, 2200, { granted: 2040 });
+  expect(failed(frozen.events)).toEqual([]);
+  expect(checkHistory(frozen.events, strict).stats.frozenHolds).toBe(1);
+  // Overlapping the part of the hold before the freeze is still a violation.
+  const early = history().worker('w1').worker('w2');
+  early.hold('w1', 'job', 10, 1000, 2500, { granted: 998, ttl: 1000, end: 'lost' });
+  early.at('w1', 1300, { type: 'freeze', name: 'job', token: 10, ms: 2000 });
+  early.hold('w2', 'job', 11, 1200, 1250, { granted: 1190 });
+  expect(failed(early.events)).toEqual(expect.arrayContaining(['exclusion', 'steal']));
+});
+
+test('history: events about a hold that was never acquired', () => {
+  const run = cleanRun();
+  run.at('w2', 3000, { type: 'lost', name: 'job', token: 77, reason: 'taken' });
+  expect(failed(run.events)).toEqual(['history']);
+});

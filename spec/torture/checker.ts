@@ -1,0 +1,522 @@
+// Checks a torture run from its recorded history alone (see ./history.ts for the two clocks).
+//
+// A hold is one acquisition by one worker: from its `acquired` event to its end, the first of
+// `stop` (the worker is done and is about to release), `lost`, `hold-timeout`, or the worker's
+// death by SIGKILL. The checks:
+// - exclusion: on one name, no two holds overlap on the shared monotonic clock: nobody starts
+//   working under a lock before the previous holder has stopped working under it;
+// - tokens: on one name, fencing tokens strictly increase in the order the holds began;
+// - expiry: every hold ended locally (lost, ran out, or stopped) before its server-side expiry
+//   (wall clock against the server's `$$NOW`; the expiry is the latest the holder learned,
+//   which is never later than the real one, so the check can only be stricter than needed);
+// - steal: the server granted no hold on a name while the previous hold (by token) was live:
+//   not before that hold's expiry, unless its holder had already stopped and could have freed it;
+// - fenced: the fenced resource's final count lies between the writes acknowledged as accepted
+//   and those plus the ones whose outcome is unknown (a killed writer, a cut connection);
+// - unfenced: the same for a counter incremented without a fence. Only a violation when
+//   `unfencedExact` is set (no fault that delays messages): a write delayed past the lease's
+//   expiry can land after the next holder's, which is exactly why resources should check tokens;
+// - liveness: every operation, release and write ended, and every worker exited by itself,
+//   unless it was killed;
+// A hold whose process was frozen (the `freeze` fault: a pause longer than the lease, as a long
+// GC pause would be) is outside what a lease can promise; for exclusion and expiry it counts as
+// ended when the freeze began. Its late write is what the fenced resource must reject.
+// - clock: the realtime clock was not stepped during the run (else the wall checks mean nothing).
+import type { Stamp, TortureEvent } from './history';
+
+/** The name of a check. */
+export type CheckName =
+  'exclusion' | 'tokens' | 'expiry' | 'steal' | 'fenced' | 'unfenced' | 'liveness' | 'clock' | 'history';
+
+export const CHECKS: readonly CheckName[] = [
+  'exclusion',
+  'tokens',
+  'expiry',
+  'steal',
+  'fenced',
+  'unfenced',
+  'liveness',
+  'clock',
+  'history',
+];
+
+export interface Violation {
+  readonly check: CheckName;
+  readonly message: string;
+}
+
+/** How a hold ended, as far as the history tells. */
+export interface HoldEnd extends Stamp {
+  readonly kind: 'stop' | 'lost' | 'hold-timeout' | 'kill';
+  readonly detail?: string;
+}
+
+/** One acquisition by one worker, reconstructed from the history. */
+export interface Hold {
+  readonly worker: string;
+  readonly name: string;
+  readonly token: number;
+  readonly acquired: Stamp;
+  /** The server's `$$NOW` when it granted the hold: `expiresAt - ttl` of the `acquired` event. */
+  readonly grantedAt: number;
+  /** The latest server-side expiry the holder learned: a lower bound of the real one. */
+  knownExpiry: number;
+  end?: HoldEnd;
+  /** When the holder's process was frozen, if it was (see the `freeze` fault). */
+  frozen?: Stamp;
+}
+
+/** Where a hold ends for the timing checks: when it ended, or when its process was frozen. */
+function timedEnd(hold: Hold): Stamp | undefined {
+  return hold.frozen ?? hold.end;
+}
+
+/** Options of the check. */
+export interface CheckOptions {
+  /** The unfenced counter must be exact: true for runs without pauses, cut or stalled connections or restarts. */
+  readonly unfencedExact: boolean;
+  /** Largest tolerated change of `wall - mono` between nearby events, in ms. @defaultValue 25 */
+  readonly clockTolerance?: number;
+}
+
+export interface CheckReport {
+  readonly violations: Violation[];
+  readonly holds: Hold[];
+  readonly stats: Stats;
+}
+
+export interface Stats {
+  operations: number;
+  outcomes: Record<string, number>;
+  modes: Record<string, number>;
+  acquisitions: number;
+  acquisitionsByName: Record<string, number>;
+  ends: Record<string, number>;
+  lost: Record<string, number>;
+  releases: { freed: number; alreadyEnded: number; failed: number };
+  fenced: { accepted: number; rejected: number; unknown: number; final: number };
+  unfenced: { increments: number; final: number; lostUpdates: number };
+  faults: Record<string, number>;
+  killedHolds: number;
+  frozenHolds: number;
+  /**
+   * A killed holder's lock (not frozen at the time): how long after the kill, and after the hold's
+   * server-side expiry, the server granted it again (ms, server clock). The second must not be negative.
+   */
+  takeover: { count: number; afterKill: [number, number]; afterExpiry: [number, number] };
+  /** The smallest gap between a hold's local end and its server-side expiry (ms). */
+  closestEndBeforeExpiry: number;
+  /** The smallest gap between one holder's end and the next holder's start, on one name (ms). */
+  closestHandover: number;
+  /** From the first to the last event (ms). */
+  span: number;
+  workers: number;
+}
+
+const count = (table: Record<string, number>, key: string, by = 1) => (table[key] = (table[key] ?? 0) + by);
+const holdKey = (worker: string, name: string, token: number) => `${worker}\u0000${name}\u0000${token}`;
+const describeHold = (h: Hold) => `${h.worker} (token ${h.token})`;
+
+/** Events in recording order: per process by sequence number, processes in a stable order. */
+function bySource(events: readonly TortureEvent[]): Map<string, TortureEvent[]> {
+  const sources = new Map<string, TortureEvent[]>();
+  for (const event of events) {
+    let list = sources.get(event.src);
+    if (!list) sources.set(event.src, (list = []));
+    list.push(event);
+  }
+  for (const list of sources.values()) list.sort((a, b) => a.seq - b.seq);
+  return sources;
+}
+
+/** Rebuilds the holds from the history; malformed histories are reported as `history` violations. */
+export function buildHolds(events: readonly TortureEvent[]): { holds: Hold[]; violations: Violation[] } {
+  const violations: Violation[] = [];
+  const holds: Hold[] = [];
+  const open = new Map<string, Hold>();
+  const kills = new Map<string, TortureEvent>();
+  for (const event of events) if (event.type === 'kill') kills.set(event.worker, event);
+
+  for (const [worker, list] of bySource(events)) {
+    for (const event of list) {
+      switch (event.type) {
+        case 'acquired': {
+          const key = holdKey(worker, event.name, event.token);
+          if (open.has(key)) {
+            violations.push({
+              check: 'history',
+              message: `${worker} acquired "${event.name}" twice with token ${event.token}`,
+            });
+          }
+          const hold: Hold = {
+            worker,
+            name: event.name,
+            token: event.token,
+            acquired: { mono: event.mono, wall: event.wall },
+            grantedAt: event.expiresAt - event.ttl,
+            knownExpiry: event.expiresAt,
+          };
+          open.set(key, hold);
+          holds.push(hold);
+          break;
+        }
+        case 'expiry':
+        case 'freeze':
+        case 'stop':
+        case 'lost':
+        case 'hold-timeout': {
+          const hold = open.get(holdKey(worker, event.name, event.token));
+          if (!hold) {
+            violations.push({
+              check: 'history',
+              message: `${worker} recorded ${event.type} for "${event.name}" token ${event.token}, which it never acquired`,
+            });
+            break;
+          }
+          if (event.type === 'expiry') hold.knownExpiry = Math.max(hold.knownExpiry, event.expiresAt);
+          else if (event.type === 'freeze') hold.frozen ??= { mono: event.mono, wall: event.wall };
+          else if (!hold.end) {
+            const detail = event.type === 'lost' ? event.reason : event.type === 'stop' ? event.why : undefined;
+            hold.end = { kind: event.type, mono: event.mono, wall: event.wall, detail };
+          }
+          break;
+        }
+      }
+    }
+  }
+  for (const hold of holds) {
+    if (hold.end) continue;
+    const kill = kills.get(hold.worker);
+    if (kill) hold.end = { kind: 'kill', mono: kill.mono, wall: kill.wall };
+    else {
+      violations.push({
+        check: 'liveness',
+        message: `${describeHold(hold)} on "${hold.name}" never ended, and its worker was not killed`,
+      });
+    }
+  }
+  return { holds, violations };
+}
+
+function byName(holds: readonly Hold[], order: (a: Hold, b: Hold) => number): Map<string, Hold[]> {
+  const names = new Map<string, Hold[]>();
+  for (const hold of holds) {
+    let list = names.get(hold.name);
+    if (!list) names.set(hold.name, (list = []));
+    list.push(hold);
+  }
+  for (const list of names.values()) list.sort(order);
+  return names;
+}
+
+const byStart = (a: Hold, b: Hold) => a.acquired.mono - b.acquired.mono;
+
+/** No two holds of one name overlap on the monotonic clock. Returns the closest handover seen. */
+export function checkExclusion(holds: readonly Hold[], violations: Violation[]): number {
+  let closest = Infinity;
+  for (const [name, list] of byName(holds, byStart)) {
+    let latest: Hold | undefined; // the hold that ends last among those started so far
+    for (const hold of list) {
+      if (latest) {
+        const latestEnd = timedEnd(latest)?.mono ?? Infinity;
+        const gap = hold.acquired.mono - latestEnd;
+        if (gap < 0) {
+          violations.push({
+            check: 'exclusion',
+            message:
+              `"${name}": ${describeHold(hold)} acquired it while ${describeHold(latest)} still held it ` +
+              `(${Number.isFinite(gap) ? `${(-gap).toFixed(1)} ms before that hold ended` : 'that hold never ended'})`,
+          });
+        } else closest = Math.min(closest, gap);
+      }
+      if (!latest || (timedEnd(hold)?.mono ?? Infinity) > (timedEnd(latest)?.mono ?? Infinity)) latest = hold;
+    }
+  }
+  return closest;
+}
+
+/** On one name, tokens strictly increase in the order the holds began. */
+export function checkTokens(holds: readonly Hold[], violations: Violation[]): void {
+  for (const [name, list] of byName(holds, byStart)) {
+    for (let i = 1; i < list.length; i++) {
+      const [before, after] = [list[i - 1]!, list[i]!];
+      if (after.token <= before.token) {
+        violations.push({
+          check: 'tokens',
+          message: `"${name}": ${describeHold(after)} began after ${describeHold(before)} with a token that is not larger`,
+        });
+      }
+    }
+  }
+}
+
+/** Every hold that was not killed ended locally before its server-side expiry. Returns the closest call. */
+export function checkEndsBeforeExpiry(holds: readonly Hold[], violations: Violation[]): number {
+  let closest = Infinity;
+  for (const hold of holds) {
+    if (!hold.end || (hold.end.kind === 'kill' && !hold.frozen)) continue;
+    const ahead = hold.knownExpiry - timedEnd(hold)!.wall;
+    if (ahead <= 0) {
+      const kind = hold.frozen ? 'freeze' : hold.end.kind;
+      const how = hold.end.detail && !hold.frozen ? `${kind} (${hold.end.detail})` : kind;
+      violations.push({
+        check: 'expiry',
+        message: `"${hold.name}": ${describeHold(hold)} ended by ${how} ${-ahead} ms after its lease expired on the server`,
+      });
+    } else closest = Math.min(closest, ahead);
+  }
+  return closest;
+}
+
+/**
+ * The earliest server time at which `hold` could have stopped being live: its expiry, or, if its
+ * holder stopped before that, the moment it stopped (a release or a clean-up is sent only after).
+ */
+function liveUntilAtLeast(hold: Hold): number {
+  if (!hold.end || hold.end.kind === 'kill') return hold.knownExpiry;
+  return Math.min(hold.knownExpiry, hold.end.wall);
+}
+
+/** The server never granted a name while the previous hold on it was live. */
+export function checkNoSteal(holds: readonly Hold[], violations: Violation[]): void {
+  for (const [name, list] of byName(holds, (a, b) => a.token - b.token)) {
+    for (let i = 1; i < list.length; i++) {
+      const [before, after] = [list[i - 1]!, list[i]!];
+      const early = liveUntilAtLeast(before) - after.grantedAt;
+      if (early > 0) {
+        violations.push({
+          check: 'steal',
+          message: `"${name}": the server granted it to ${describeHold(after)} ${early} ms before ${describeHold(before)} had expired or stopped`,
+        });
+      }
+    }
+  }
+}
+
+/** The fenced resource and the unfenced counter against the writes recorded. */
+export function checkResources(
+  events: readonly TortureEvent[],
+  options: CheckOptions,
+  violations: Violation[],
+  stats: Stats,
+): void {
+  interface Tally {
+    fenceBegun: number;
+    accepted: number;
+    rejected: number;
+    maxAccepted: number;
+    tokens: Set<number>;
+    incBegun: number;
+    done: number;
+    skipped: number;
+  }
+  const tallies = new Map<string, Tally>();
+  const tally = (name: string): Tally => {
+    let t = tallies.get(name);
+    if (!t) {
+      t = {
+        fenceBegun: 0,
+        accepted: 0,
+        rejected: 0,
+        maxAccepted: 0,
+        tokens: new Set([0]),
+        incBegun: 0,
+        done: 0,
+        skipped: 0,
+      };
+      tallies.set(name, t);
+    }
+    return t;
+  };
+  const finals: Extract<TortureEvent, { type: 'resource' }>[] = [];
+  for (const event of events) {
+    if (event.type === 'resource') finals.push(event);
+    if (event.type === 'fence') {
+      const t = tally(event.name);
+      if (event.phase === 'begin') {
+        t.fenceBegun++;
+        t.tokens.add(event.token);
+      } else if (event.phase === 'ok') {
+        t.accepted++;
+        t.maxAccepted = Math.max(t.maxAccepted, event.token);
+      } else if (event.phase === 'rejected') t.rejected++;
+    }
+    if (event.type === 'inc') {
+      const t = tally(event.name);
+      if (event.phase === 'begin') t.incBegun++;
+      else if (event.phase === 'done') t.done++;
+      else if (event.phase === 'skipped') t.skipped++;
+    }
+  }
+  for (const final of finals) {
+    const t = tally(final.name);
+    const unknown = t.fenceBegun - t.accepted - t.rejected;
+    stats.fenced.accepted += t.accepted;
+    stats.fenced.rejected += t.rejected;
+    stats.fenced.unknown += unknown;
+    stats.fenced.final += final.count;
+    if (final.count < t.accepted || final.count > t.accepted + unknown) {
+      violations.push({
+        check: 'fenced',
+        message: `"${final.name}": the fenced count is ${final.count}, but ${t.accepted} writes were accepted and ${unknown} have an unknown outcome`,
+      });
+    }
+    if (final.token < t.maxAccepted || !t.tokens.has(final.token)) {
+      violations.push({
+        check: 'fenced',
+        message: `"${final.name}": the fenced resource ends with token ${final.token}, but the largest accepted write carried ${t.maxAccepted}`,
+      });
+    }
+    const incUnknown = t.incBegun - t.done - t.skipped;
+    const lostUpdates = Math.max(0, t.done - final.plain);
+    stats.unfenced.increments += t.done;
+    stats.unfenced.final += final.plain;
+    stats.unfenced.lostUpdates += lostUpdates;
+    const impossible = final.plain > t.done + incUnknown;
+    if (impossible || (options.unfencedExact && lostUpdates > 0)) {
+      violations.push({
+        check: 'unfenced',
+        message: `"${final.name}": the unfenced counter is ${final.plain} after ${t.done} acknowledged increments (${incUnknown} unknown)`,
+      });
+    }
+  }
+}
+
+/** Every operation ended and every worker exited by itself, unless it was killed. */
+export function checkLiveness(events: readonly TortureEvent[], violations: Violation[]): void {
+  const killed = new Set(events.flatMap((e) => (e.type === 'kill' ? [e.worker] : [])));
+  const spawned = events.flatMap((e) => (e.type === 'spawn' ? [e.worker] : []));
+  const exits = new Map(events.flatMap((e) => (e.type === 'worker-exit' ? [[e.worker, e] as const] : [])));
+  for (const worker of spawned) {
+    if (killed.has(worker)) continue;
+    const exit = exits.get(worker);
+    if (!exit) violations.push({ check: 'liveness', message: `${worker} never exited` });
+    else if (!exit.byItself || exit.code !== 0) {
+      violations.push({
+        check: 'liveness',
+        message: `${worker} did not exit by itself after stopping (code ${exit.code}, signal ${exit.signal})`,
+      });
+    }
+  }
+  for (const [worker, list] of bySource(events)) {
+    if (killed.has(worker)) continue;
+    const pending = new Map<string, string>();
+    for (const event of list) {
+      if (event.type === 'crash')
+        violations.push({ check: 'liveness', message: `${worker} crashed: ${event.message}` });
+      if (event.type === 'op') pending.set(`op ${event.op}`, `operation ${event.op} (${event.mode} "${event.name}")`);
+      if (event.type === 'op-end') pending.delete(`op ${event.op}`);
+      if (event.type === 'stop' && event.why === 'release') {
+        pending.set(`release ${event.name} ${event.token}`, `release of "${event.name}" token ${event.token}`);
+      }
+      if (event.type === 'release-end') pending.delete(`release ${event.name} ${event.token}`);
+      if (event.type === 'fence' || event.type === 'inc') {
+        const key = `${event.type} ${event.name} ${event.token}`;
+        if (event.phase === 'begin') pending.set(key, `${event.type} write on "${event.name}" token ${event.token}`);
+        else pending.delete(key);
+      }
+    }
+    for (const what of pending.values())
+      violations.push({ check: 'liveness', message: `${worker}: ${what} never ended` });
+  }
+}
+
+/** `wall - mono` stays put: the realtime clock, which the server's `$$NOW` reads, was not stepped. */
+export function checkClock(events: readonly TortureEvent[], tolerance: number, violations: Violation[]): void {
+  const sorted = [...events].sort((a, b) => a.mono - b.mono);
+  for (let i = 1; i < sorted.length; i++) {
+    const [a, b] = [sorted[i - 1]!, sorted[i]!];
+    const drift = b.wall - b.mono - (a.wall - a.mono);
+    if (b.mono - a.mono <= 1000 && Math.abs(drift) > tolerance) {
+      violations.push({
+        check: 'clock',
+        message: `the realtime clock jumped by ${drift.toFixed(1)} ms between ${a.src}#${a.seq} and ${b.src}#${b.seq}`,
+      });
+      return; // one is enough: the wall-clock checks of this run cannot be trusted
+    }
+  }
+}
+
+function emptyStats(): Stats {
+  return {
+    operations: 0,
+    outcomes: {},
+    modes: {},
+    acquisitions: 0,
+    acquisitionsByName: {},
+    ends: {},
+    lost: {},
+    releases: { freed: 0, alreadyEnded: 0, failed: 0 },
+    fenced: { accepted: 0, rejected: 0, unknown: 0, final: 0 },
+    unfenced: { increments: 0, final: 0, lostUpdates: 0 },
+    faults: {},
+    killedHolds: 0,
+    frozenHolds: 0,
+    takeover: { count: 0, afterKill: [Infinity, -Infinity], afterExpiry: [Infinity, -Infinity] },
+    closestEndBeforeExpiry: Infinity,
+    closestHandover: Infinity,
+    span: 0,
+    workers: 0,
+  };
+}
+
+function collectStats(events: readonly TortureEvent[], holds: readonly Hold[], stats: Stats): void {
+  let first = Infinity;
+  let last = -Infinity;
+  for (const event of events) {
+    first = Math.min(first, event.mono);
+    last = Math.max(last, event.mono);
+    if (event.type === 'op') {
+      stats.operations++;
+      count(stats.modes, event.mode);
+    }
+    if (event.type === 'op-end') count(stats.outcomes, event.code ? `${event.outcome} (${event.code})` : event.outcome);
+    if (event.type === 'lost') count(stats.lost, event.reason);
+    if (event.type === 'release-end') {
+      if (event.result === true) stats.releases.freed++;
+      else if (event.result === false) stats.releases.alreadyEnded++;
+      else stats.releases.failed++;
+    }
+    if (event.type === 'fault') count(stats.faults, event.kind);
+    if (event.type === 'kill') count(stats.faults, 'kill');
+    if (event.type === 'spawn') stats.workers++;
+  }
+  stats.span = Number.isFinite(first) ? last - first : 0;
+  stats.acquisitions = holds.length;
+  for (const hold of holds) {
+    count(stats.acquisitionsByName, hold.name);
+    if (hold.end) count(stats.ends, hold.end.kind);
+    if (hold.frozen) stats.frozenHolds++;
+  }
+  for (const list of byName(holds, (a, b) => a.token - b.token).values()) {
+    list.forEach((hold, i) => {
+      if (hold.end?.kind !== 'kill') return;
+      stats.killedHolds++;
+      const next = list[i + 1];
+      if (!next || hold.frozen) return;
+      const t = stats.takeover;
+      const widen = (range: [number, number], value: number) => {
+        range[0] = Math.min(range[0], value);
+        range[1] = Math.max(range[1], value);
+      };
+      t.count++;
+      widen(t.afterKill, next.grantedAt - hold.end.wall);
+      widen(t.afterExpiry, next.grantedAt - hold.knownExpiry);
+    });
+  }
+}
+
+/** Runs every check on a run's history (worker and orchestrator events, final resource states). */
+export function checkHistory(events: readonly TortureEvent[], options: CheckOptions): CheckReport {
+  const stats = emptyStats();
+  const { holds, violations } = buildHolds(events);
+  stats.closestHandover = checkExclusion(holds, violations);
+  checkTokens(holds, violations);
+  stats.closestEndBeforeExpiry = checkEndsBeforeExpiry(holds, violations);
+  checkNoSteal(holds, violations);
+  checkResources(events, options, violations, stats);
+  checkLiveness(events, violations);
+  checkClock(events, options.clockTolerance ?? 25, violations);
+  collectStats(events, holds, stats);
+  return { violations, holds, stats };
+}

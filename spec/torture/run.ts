@@ -1,0 +1,393 @@
+// The torture test: worker processes contend for a few lock names on a real MongoDB engine
+// while faults are injected into it, into the network and into the workers; every process
+// records what it saw, and the checker then verifies the whole history. Exits 1 on any violation.
+//
+// Two engines run: the lock server, which takes the faults, and the protected resource's
+// server, which does not (it stands for another system that trusts fencing tokens).
+//
+//   npm run torture                                   # 30 s, no faults
+//   npm run torture -- --duration 10m --faults all    # the long run
+//   npm run torture -- --faults kill,pause --workers 6 --names 2 --seed 42 --out ./torture-history
+import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import ms from 'ms';
+import mongoose from 'mongoose';
+import { startEngine } from '../../scripts/engine.cjs';
+import { CHECKS, checkHistory, type CheckReport } from './checker';
+import { HistoryWriter, readHistories } from './history';
+import { FaultProxy, type Direction } from './proxy';
+import { seeded, type Random } from './random';
+import type { ResourceDocument, WorkerConfig } from './worker';
+
+/** The faults `--faults` can name. */
+export const FAULTS = ['kill', 'pause', 'proxy', 'restart', 'freeze'] as const;
+export type Fault = (typeof FAULTS)[number];
+
+export interface TortureOptions {
+  readonly duration: number;
+  readonly workers: number;
+  readonly names: number;
+  readonly faults: readonly Fault[];
+  /** Mean time between two faults, in ms; also bounds how long a pause (2x) or a stall (3x) lasts. */
+  readonly faultEvery: number;
+  readonly seed: number;
+  /** Keep the histories and the summary here (else a temporary directory, removed after a clean run). */
+  readonly out: string | undefined;
+  readonly json: boolean;
+}
+
+const USAGE = `usage: npm run torture -- [--duration 30s] [--workers 4] [--names 3]
+         [--faults none|all|kill,pause,proxy,restart,freeze] [--fault-every 4s] [--seed N] [--out DIR] [--json]
+
+faults: kill     SIGKILL a worker that holds a lock (a replacement starts)
+        pause    SIGSTOP the lock server for 0.5-6 s, then SIGCONT
+        proxy    cut, or stall (then deliver late, or cut) connections between workers and the lock server
+        restart  SIGKILL the lock server and start it again on the same data directory
+        freeze   freeze a holder's process past its lease; it then writes with its stale token`;
+
+class UsageError extends Error {}
+
+function positiveInteger(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`${what} must be a whole number of at least 1, got "${value}"`);
+  return n;
+}
+
+function duration(value: string, what: string): number {
+  const n = /^\d+$/.test(value) ? Number(value) : ms(value as ms.StringValue);
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) {
+    throw new UsageError(`${what} must be a duration such as 30s or 10m, got "${value}"`);
+  }
+  return n;
+}
+
+/** Parses the command line (`util.parseArgs`, strict). */
+export function parseOptions(argv: readonly string[]): TortureOptions & { help: boolean } {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        duration: { type: 'string', default: '30s' },
+        workers: { type: 'string', default: '4' },
+        names: { type: 'string', default: '3' },
+        faults: { type: 'string', default: 'none' },
+        'fault-every': { type: 'string', default: '4s' },
+        seed: { type: 'string' },
+        out: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message.split('\n')[0]}\n${USAGE}`);
+  }
+  const listed = values.faults === 'all' ? [...FAULTS] : values.faults === 'none' ? [] : values.faults.split(',');
+  for (const fault of listed) {
+    if (!(FAULTS as readonly string[]).includes(fault)) {
+      throw new UsageError(`--faults: unknown fault "${fault}" (known: ${FAULTS.join(', ')}, or all, or none)`);
+    }
+  }
+  const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
+  if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got "${values.seed}"`);
+  return {
+    duration: duration(values.duration, '--duration'),
+    workers: positiveInteger(values.workers, '--workers'),
+    names: positiveInteger(values.names, '--names'),
+    faults: [...new Set(listed)] as Fault[],
+    faultEvery: duration(values['fault-every'], '--fault-every'),
+    seed,
+    out: values.out === undefined ? undefined : path.resolve(values.out),
+    json: values.json,
+    help: values.help,
+  };
+}
+
+const WORKER = path.join(__dirname, 'worker.ts');
+const ROOT = path.join(__dirname, '..', '..');
+/** How long a worker may take to stop and exit by itself before it counts as hung. */
+const EXIT_GRACE = 60_000;
+
+const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis));
+
+interface Worker {
+  readonly id: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  holding: number;
+  killed: boolean;
+  stderr: string;
+}
+
+/** Runs the torture test; resolves with the checker's report and where the histories are. */
+export async function runTorture(
+  options: TortureOptions,
+  log: (line: string) => void = () => {},
+): Promise<{ report: CheckReport; dir: string; elapsed: number }> {
+  const started = performance.now();
+  const random: Random = seeded(options.seed);
+  const dir = options.out ?? fs.mkdtempSync(path.join(os.tmpdir(), 'mdlock-torture-'));
+  fs.mkdirSync(dir, { recursive: true });
+  for (const file of fs.readdirSync(dir)) if (file.endsWith('.jsonl')) fs.rmSync(path.join(dir, file));
+  const dbpath = fs.mkdtempSync(path.join(os.tmpdir(), 'mdlock-torture-db-'));
+  const history = new HistoryWriter(path.join(dir, 'orchestrator.jsonl'), 'orchestrator');
+  const names = Array.from({ length: options.names }, (_, i) => `lock-${i}`);
+  const has = (fault: Fault) => options.faults.includes(fault);
+
+  let engine = await startEngine({ dbpath });
+  const resourceEngine = await startEngine();
+  const proxy = has('proxy') ? new FaultProxy(engine.port) : undefined;
+  const port = proxy ? await proxy.listen() : engine.port;
+  const uri = `mongodb://127.0.0.1:${port}/?directConnection=true`;
+  const db = 'torture';
+
+  const admin = await mongoose.createConnection(resourceEngine.uri, { dbName: db }).asPromise();
+  const resources = admin.db!.collection<ResourceDocument>('resources');
+  await resources.insertMany(names.map((name) => ({ _id: name, token: 0, count: 0, plain: 0 })));
+
+  const workers = new Map<string, Worker>();
+  const starting = new Set<Promise<Worker>>();
+  let spawned = 0;
+  let stopRequested = false;
+
+  function spawnWorker(): Promise<Worker> {
+    const id = `w${++spawned}`;
+    const config: WorkerConfig = {
+      id,
+      uri,
+      resourceUri: resourceEngine.uri,
+      db,
+      names,
+      seed: options.seed + spawned * 7919,
+      history: path.join(dir, `${id}.jsonl`),
+    };
+    const child = fork(WORKER, [JSON.stringify(config)], {
+      cwd: ROOT,
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    const worker: Worker = {
+      id,
+      child,
+      holding: 0,
+      killed: false,
+      stderr: '',
+      exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
+    };
+    workers.set(id, worker);
+    history.record({ type: 'spawn', worker: id, pid: child.pid ?? -1 });
+    child
+      .stderr!.setEncoding('utf8')
+      .on('data', (text: string) => (worker.stderr = (worker.stderr + text).slice(-4000)));
+    child.on('message', (message: { holding?: number }) => {
+      if (typeof message.holding === 'number') worker.holding = message.holding;
+    });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${id} did not start within 60 s:\n${worker.stderr}`)), 60_000);
+      child.once('message', () => {
+        clearTimeout(timer);
+        resolve(worker);
+      });
+      void worker.exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        if (!stopRequested && !worker.killed)
+          reject(new Error(`${id} exited early (${signal ?? code}):\n${worker.stderr}`));
+      });
+    });
+  }
+
+  /** A worker that holds a lock now, if any does, else any live worker. */
+  function pickHolder(): Worker {
+    const alive = [...workers.values()].filter((w) => !w.killed && w.child.exitCode === null);
+    const holders = alive.filter((w) => w.holding > 0);
+    return random.pick(holders.length > 0 ? holders : alive);
+  }
+
+  const injectors: Record<Fault, () => Promise<void>> = {
+    async kill() {
+      const victim = pickHolder();
+      victim.killed = true;
+      victim.child.kill('SIGKILL');
+      history.record({ type: 'kill', worker: victim.id, pid: victim.child.pid ?? -1 });
+      log(`fault: kill -9 ${victim.id} (holding ${victim.holding})`);
+      await victim.exited;
+      const replacement = spawnWorker(); // keeps the contention up; its start-up need not hold up the faults
+      starting.add(replacement);
+      void replacement.finally(() => starting.delete(replacement)).catch(() => {});
+    },
+    async pause() {
+      const length = random.int(500, Math.min(6000, 2 * options.faultEvery));
+      history.record({ type: 'fault', kind: 'pause', detail: `${length} ms` });
+      log(`fault: engine paused for ${length} ms`);
+      engine.pause();
+      await sleep(length);
+      engine.resume();
+      history.record({ type: 'fault-end', kind: 'pause', detail: 'SIGCONT' });
+    },
+    async proxy() {
+      if (random() < 0.4) {
+        const cut = proxy!.cut(random.pick([0.3, 0.6, 1]), random);
+        history.record({ type: 'fault', kind: 'proxy-cut', detail: `${cut} connections` });
+        log(`fault: ${cut} connections cut`);
+        return;
+      }
+      const direction = random.pick<Direction>(['up', 'down', 'both']);
+      const length = random.int(300, Math.min(12_000, 3 * options.faultEvery));
+      const how = random() < 0.5 ? 'deliver' : 'cut';
+      const stalled = proxy!.stall(random.pick([0.3, 0.6, 1]), direction, random);
+      history.record({
+        type: 'fault',
+        kind: 'proxy-stall',
+        detail: `${stalled.length} ${direction} ${length} ms ${how}`,
+      });
+      log(`fault: ${stalled.length} connections stalled (${direction}) for ${length} ms, then ${how}`);
+      await sleep(length);
+      proxy!.heal(stalled, how);
+      history.record({ type: 'fault-end', kind: 'proxy-stall', detail: how });
+    },
+    async restart() {
+      history.record({ type: 'fault', kind: 'restart', detail: 'SIGKILL, then start on the same dbpath' });
+      const before = performance.now();
+      engine = await engine.restart();
+      const took = `${Math.round(performance.now() - before)} ms`;
+      history.record({ type: 'fault-end', kind: 'restart', detail: took });
+      log(`fault: engine crashed and restarted in ${took}`);
+    },
+    freeze() {
+      const victim = pickHolder();
+      history.record({ type: 'fault', kind: 'freeze', detail: victim.id });
+      log(`fault: ${victim.id} freezes at its next step under a lock`);
+      victim.child.send('freeze');
+      return Promise.resolve();
+    },
+  };
+
+  try {
+    await Promise.all(Array.from({ length: options.workers }, spawnWorker));
+    history.record({
+      type: 'run',
+      names,
+      workers: options.workers,
+      faults: [...options.faults],
+      seed: options.seed,
+      duration: options.duration,
+    });
+    log(`${options.workers} workers running for ${ms(options.duration)}`);
+    const end = performance.now() + options.duration;
+    // Faults come round-robin in a shuffled order, so a short run still gets each kind.
+    const order = random.shuffle(options.faults);
+    for (let n = 0; ; n++) {
+      const left = end - performance.now();
+      const next = options.faults.length > 0 ? options.faultEvery * (0.5 + random()) : Infinity;
+      if (next >= left) {
+        await sleep(Math.max(0, left));
+        break;
+      }
+      await sleep(next);
+      await injectors[order[n % order.length]!]();
+    }
+
+    await Promise.all(starting); // a replacement that failed to start fails the run here
+    stopRequested = true;
+    history.record({ type: 'stopping' });
+    log('stopping the workers');
+    const running = [...workers.values()].filter((w) => !w.killed);
+    for (const worker of running) if (worker.child.connected) worker.child.send('stop');
+    await Promise.all(
+      running.map(async (worker) => {
+        const timer = setTimeout(() => worker.child.kill('SIGKILL'), EXIT_GRACE);
+        const { code, signal } = await worker.exited;
+        const byItself = signal === null;
+        clearTimeout(timer);
+        history.record({ type: 'worker-exit', worker: worker.id, code, signal, byItself });
+        if (!byItself || code !== 0) log(`${worker.id} exited with ${signal ?? code}:\n${worker.stderr}`);
+      }),
+    );
+
+    for (const doc of await resources.find().toArray()) {
+      history.record({ type: 'resource', name: doc._id, token: doc.token, count: doc.count, plain: doc.plain });
+    }
+  } finally {
+    for (const worker of workers.values()) if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
+    history.close();
+    await admin.close();
+    await proxy?.close();
+    await Promise.all([engine.stop(), resourceEngine.stop()]);
+    fs.rmSync(dbpath, { recursive: true, force: true });
+  }
+
+  // The resource's server takes no faults, so a correct lock keeps even the unfenced counter exact.
+  const report = checkHistory(readHistories(dir), { unfencedExact: true });
+  const elapsed = performance.now() - started;
+  fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ options, elapsed, ...summaryOf(report) }, null, 2));
+  if (!options.out && report.violations.length === 0) fs.rmSync(dir, { recursive: true, force: true });
+  return { report, dir, elapsed };
+}
+
+/** The report without the holds: what the summary prints and `--json` writes. */
+export function summaryOf(report: CheckReport) {
+  return { violations: report.violations, stats: report.stats };
+}
+
+const pct = (part: number, whole: number) => (whole === 0 ? '0' : ((100 * part) / whole).toFixed(0));
+const table = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([key, value]) => `${key} ${value}`)
+    .join(', ') || 'none';
+
+/** A human-readable summary of a run. */
+export function formatSummary(options: TortureOptions, report: CheckReport, elapsed: number): string {
+  const { stats, violations } = report;
+  const failed = new Set(violations.map((v) => v.check));
+  const lines = [
+    `torture: ${stats.workers} worker processes (${options.workers} at a time), ${options.names} names, ` +
+      `${ms(options.duration)} of contention, faults: ${options.faults.join(',') || 'none'}, seed ${options.seed}`,
+    `operations  ${stats.operations} (${table(stats.outcomes)}); by mode: ${table(stats.modes)}`,
+    `acquired    ${stats.acquisitions} holds (${table(stats.acquisitionsByName)})`,
+    `ended by    ${table(stats.ends)}; lost: ${table(stats.lost)}`,
+    `release()   ${stats.releases.freed} freed, ${stats.releases.alreadyEnded} found the hold already ended, ${stats.releases.failed} failed`,
+    `fenced      ${stats.fenced.accepted} writes accepted, ${stats.fenced.rejected} rejected as stale, ` +
+      `${stats.fenced.unknown} unknown; final count ${stats.fenced.final}`,
+    `unfenced    ${stats.unfenced.increments} increments, final ${stats.unfenced.final}, ` +
+      `${stats.unfenced.lostUpdates} lost updates (${pct(stats.unfenced.lostUpdates, stats.unfenced.increments)} %)`,
+    `faults      ${table(stats.faults)}; holds killed ${stats.killedHolds}, frozen ${stats.frozenHolds}` +
+      (stats.takeover.count > 0
+        ? `; killed holders' locks taken over ${stats.takeover.afterKill.join('-')} ms after the kill, ` +
+          `${stats.takeover.afterExpiry.join('-')} ms after their expiry`
+        : ''),
+    `margins     closest local end before server expiry ${Math.round(stats.closestEndBeforeExpiry)} ms; ` +
+      `closest handover ${stats.closestHandover.toFixed(1)} ms`,
+    `checks      ${CHECKS.map((check) => `${check} ${failed.has(check) ? 'FAILED' : 'ok'}`).join(', ')}`,
+    ...violations.slice(0, 20).map((v) => `  ${v.check}: ${v.message}`),
+    ...(violations.length > 20 ? [`  ... and ${violations.length - 20} more`] : []),
+    `violations  ${violations.length}   (${(elapsed / 1000).toFixed(1)} s in all)`,
+  ];
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  let options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    console.error(`torture: ${(error as Error).message}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (options.help) return console.log(USAGE);
+  const log = options.json ? () => {} : (line: string) => console.log(`  ${line}`);
+  const { report, dir, elapsed } = await runTorture(options, log);
+  if (options.json) console.log(JSON.stringify({ options, elapsed, ...summaryOf(report) }));
+  else console.log(formatSummary(options, report, elapsed));
+  if (report.violations.length > 0 || options.out) console.error(`histories: ${dir}`);
+  process.exitCode = report.violations.length > 0 ? 1 : 0;
+}
+
+if (require.main === module) void main();

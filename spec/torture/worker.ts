@@ -1,0 +1,302 @@
+// One torture worker: its own process, connection and LockManager. It contends for the run's
+// lock names with every way of acquiring the library offers, works under each hold (fenced
+// writes and unprotected increments on a shared resource, stopping when `lease.signal` aborts),
+// then releases or lets the lease run out, and records everything in its history file.
+//
+// The resource lives on a server of its own, as a protected resource would (a storage service,
+// another database): faults injected into the lock server do not touch it.
+//
+// Started by ./run.ts with one JSON argument (WorkerConfig). Over IPC it takes 'stop', and
+// 'freeze': at its next step under a hold, the process freezes (no timers, no I/O: a stand-in for
+// a long GC pause) for longer than the lease, then writes to the fenced resource with its
+// now stale token, as a paused process would, without looking at `lease.signal` first.
+import mongoose from 'mongoose';
+import { LockError, LockErrorCode, LockManager, strategies, type Lease } from 'mongoose-distributed-lock';
+import { HistoryWriter, type AcquireMode, type OpOutcome, type StopWhy } from './history';
+import { seeded } from './random';
+
+export interface WorkerConfig {
+  readonly id: string;
+  readonly uri: string;
+  /** The server holding the resource. */
+  readonly resourceUri: string;
+  readonly db: string;
+  readonly names: readonly string[];
+  readonly seed: number;
+  readonly history: string;
+}
+
+/** A resource document: `token`/`count` written with a fence, `plain` without one. */
+export interface ResourceDocument {
+  _id: string;
+  token: number;
+  count: number;
+  plain: number;
+}
+
+const MODES: readonly AcquireMode[] = ['tryAcquire', 'acquire-wait', 'acquire-abort', 'withLock', 'lease-backoff'];
+/** Leases with a heartbeat: ttl in ms (the margin is the default 10 %). */
+const RENEWED_TTLS = [2000, 3000, 5000];
+/** Leases without a heartbeat, which end at their ttl unless released. */
+const SHORT_TTLS = [1500, 2000, 3000];
+/** Resource writes are bounded, and journaled so that an engine crash does not undo an acknowledged one. */
+const WRITE = { timeoutMS: 5000, writeConcern: { w: 1, j: true } } as const;
+
+const config = JSON.parse(process.argv[2] ?? '{}') as WorkerConfig;
+const history = new HistoryWriter(config.history, config.id);
+const random = seeded(config.seed);
+const stopping = new AbortController();
+const errors: Record<string, number> = {};
+/** Held leases and the last server expiry recorded for each. */
+const held = new Map<Lease, { token: number; expiresAt: number }>();
+
+function crash(error: unknown): void {
+  history.record({ type: 'crash', message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+  process.exit(1);
+}
+process.on('uncaughtException', crash);
+process.on('unhandledRejection', crash);
+let freezeNext = false;
+process.on('message', (message) => {
+  if (message === 'stop') stopping.abort();
+  if (message === 'freeze') freezeNext = true;
+});
+
+/** Records a later server expiry of a held lease (its watchdog read one back after a renewal). */
+function sampleExpiry(lease: Lease): void {
+  const known = held.get(lease);
+  const expiresAt = lease.expiresAt?.getTime();
+  if (!known || !lease.held || lease.token !== known.token || expiresAt === undefined) return;
+  if (expiresAt > known.expiresAt) {
+    known.expiresAt = expiresAt;
+    history.record({ type: 'expiry', name: lease.name, token: known.token, expiresAt });
+  }
+}
+
+function stop(lease: Lease, why: StopWhy): void {
+  sampleExpiry(lease);
+  history.record({ type: 'stop', name: lease.name, token: lease.token!, why });
+}
+
+function ended(lease: Lease, token: number): void {
+  if (held.get(lease)?.token === token) held.delete(lease);
+  process.send?.({ holding: held.size });
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+function outcomeOf(error: unknown): { outcome: OpOutcome; code?: string } {
+  if (error instanceof LockError) {
+    if (error.code === LockErrorCode.Timeout) return { outcome: 'timeout' };
+    return { outcome: 'error', code: error.code };
+  }
+  const name = (error as Error | undefined)?.name;
+  if (name === 'AbortError' || name === 'TimeoutError') return { outcome: 'aborted' };
+  throw error; // anything else is a bug: the worker crashes, and the checker reports it
+}
+
+async function main(): Promise<void> {
+  history.record({ type: 'start', pid: process.pid });
+  const connection = await mongoose.createConnection(config.uri, { dbName: config.db }).asPromise();
+  const resourceConnection = await mongoose.createConnection(config.resourceUri, { dbName: config.db }).asPromise();
+  const resources = resourceConnection.db!.collection<ResourceDocument>('resources');
+  const manager = new LockManager({ connection, owner: config.id, poll: 100 });
+
+  manager.on('error', (error) => {
+    const kind = error instanceof LockError ? error.code : error.name;
+    errors[kind] = (errors[kind] ?? 0) + 1;
+  });
+  manager.on('acquired', (lease, { name, token, expiresAt }) => {
+    history.record({
+      type: 'acquired',
+      name,
+      token,
+      expiresAt: expiresAt.getTime(),
+      ttl: lease.ttl,
+      heartbeat: lease.heartbeat,
+    });
+    held.set(lease, { token, expiresAt: expiresAt.getTime() });
+    process.send?.({ holding: held.size });
+  });
+  manager.on('released', (lease, { name, token }) => {
+    history.record({ type: 'released', name, token });
+    ended(lease, token);
+  });
+  manager.on('lost', (lease, error) => {
+    history.record({ type: 'lost', name: error.lock, token: error.token, reason: error.reason });
+    ended(lease, error.token);
+  });
+  manager.on('timeout', (lease, { name, phase, token }) => {
+    if (phase !== 'hold' || token === undefined) return;
+    history.record({ type: 'hold-timeout', name, token });
+    ended(lease, token);
+  });
+  // A lease whose release() failed (no event follows) is dropped here once it no longer holds.
+  const sampler = setInterval(
+    () => held.forEach((_, lease) => (lease.held ? sampleExpiry(lease) : held.delete(lease))),
+    20,
+  );
+
+  /** A write to the fenced resource: accepted only if no larger token has been written. */
+  async function fencedWrite(lease: Lease, token: number, { stale = false } = {}): Promise<void> {
+    if (lease.signal.aborted && !stale) return;
+    history.record({ type: 'fence', name: lease.name, token, phase: 'begin' });
+    try {
+      const { matchedCount } = await resources.updateOne(
+        { _id: lease.name, token: { $lte: token } },
+        { $set: { token }, $inc: { count: 1 } },
+        WRITE,
+      );
+      history.record({ type: 'fence', name: lease.name, token, phase: matchedCount === 1 ? 'ok' : 'rejected' });
+    } catch {
+      history.record({ type: 'fence', name: lease.name, token, phase: 'error' });
+    }
+  }
+
+  /** Read, then write back plus one, with no fence: exact only if nobody else wrote in between. */
+  async function unprotectedIncrement(lease: Lease, token: number): Promise<void> {
+    if (lease.signal.aborted) return;
+    history.record({ type: 'inc', name: lease.name, token, phase: 'begin' });
+    try {
+      const doc = await resources.findOne({ _id: lease.name }, { timeoutMS: WRITE.timeoutMS });
+      if (lease.signal.aborted) return void history.record({ type: 'inc', name: lease.name, token, phase: 'skipped' });
+      await resources.updateOne({ _id: lease.name }, { $set: { plain: doc!.plain + 1 } }, WRITE);
+      history.record({ type: 'inc', name: lease.name, token, phase: 'done' });
+    } catch {
+      history.record({ type: 'inc', name: lease.name, token, phase: 'error' });
+    }
+  }
+
+  /** Works under the hold until `ms` have passed, the hold ends, or the worker stops. */
+  async function work(lease: Lease, ms: number): Promise<void> {
+    const token = lease.token!;
+    const until = performance.now() + ms;
+    while (!lease.signal.aborted && !stopping.signal.aborted && performance.now() < until) {
+      if (freezeNext) {
+        freezeNext = false;
+        const ms = lease.ttl + 1000;
+        history.record({ type: 'freeze', name: lease.name, token, ms });
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); // the whole process stops
+        await fencedWrite(lease, token, { stale: true }); // resumes where it was: about to write
+        return; // and then finds its lease lost
+      }
+      sampleExpiry(lease);
+      await fencedWrite(lease, token);
+      await unprotectedIncrement(lease, token);
+      await sleep(random.int(5, 80), lease.signal);
+    }
+  }
+
+  /** How long to work: mostly briefly; else renewed leases often outlast their ttl, and others sometimes run out. */
+  const holdTime = (lease: Lease) =>
+    random() < 0.6 ? random.int(0, 300) : random.int(0, Math.round(lease.ttl * (lease.heartbeat === false ? 1.3 : 2)));
+
+  /** After working: release (and record it), or let a lease without heartbeat run out first. */
+  async function finish(lease: Lease, token: number): Promise<void> {
+    if (lease.held && lease.heartbeat === false && random() < 0.3) {
+      await new Promise((resolve) => {
+        lease.signal.addEventListener('abort', resolve, { once: true });
+        stopping.signal.addEventListener('abort', resolve, { once: true });
+      });
+    }
+    if (lease.held) stop(lease, 'release');
+    else if (random() < 0.5) return; // ended by itself (lost or ran out): release() is optional
+    try {
+      const result = await lease.release();
+      history.record({ type: 'release-end', name: lease.name, token, result });
+    } catch (error) {
+      const code = error instanceof LockError ? error.code : String(error);
+      history.record({ type: 'release-end', name: lease.name, token, result: 'error', code });
+    }
+  }
+
+  async function operation(op: number): Promise<void> {
+    const name = random.pick(config.names);
+    const renewed = random() < 0.7;
+    const ttl = random.pick(renewed ? RENEWED_TTLS : SHORT_TTLS);
+    const options = { ttl, heartbeat: renewed ? Math.round(ttl / random.pick([3, 4])) : (false as const) };
+    const mode = random.pick(MODES);
+    const wait = random.int(0, 3000);
+    history.record({ type: 'op', op, name, mode, ttl, heartbeat: options.heartbeat });
+    const signal = stopping.signal;
+    let lease: Lease | null = null;
+    try {
+      switch (mode) {
+        case 'tryAcquire':
+          lease = await manager.tryAcquire(name, { ...options, signal });
+          break;
+        case 'acquire-wait':
+          lease = await manager.acquire(name, { ...options, wait, signal });
+          break;
+        case 'acquire-abort':
+          lease = await manager.acquire(name, {
+            ...options,
+            signal: AbortSignal.any([signal, AbortSignal.timeout(wait)]),
+          });
+          break;
+        case 'lease-backoff': {
+          const contender = manager.lease(name, options);
+          const strategy = strategies.backoff({ initial: 20, max: 400, within: wait });
+          lease = (await contender.acquire({ strategy, signal })) ? contender : null;
+          break;
+        }
+        case 'withLock': {
+          let ran = false;
+          await manager
+            .withLock(
+              name,
+              async (holding) => {
+                ran = true;
+                history.record({ type: 'op-end', op, outcome: 'held' });
+                await work(holding, holdTime(holding));
+                if (holding.held) stop(holding, 'fn-end');
+              },
+              { ...options, wait, signal },
+            )
+            .catch((error: unknown) => {
+              // Once the function ran, a rejection says the hold ended early (lost, or ran out): recorded already.
+              const code = error instanceof LockError ? error.code : undefined;
+              const early = code === LockErrorCode.Lost || code === LockErrorCode.Timeout;
+              if (!(ran && early)) throw error;
+            });
+          return;
+        }
+      }
+    } catch (error) {
+      history.record({ type: 'op-end', op, ...outcomeOf(error) });
+      return;
+    }
+    history.record({ type: 'op-end', op, outcome: lease ? 'held' : 'busy' });
+    if (!lease) {
+      await sleep(random.int(0, 50), signal);
+      return;
+    }
+    const token = lease.token!;
+    await work(lease, holdTime(lease));
+    await finish(lease, token);
+  }
+
+  process.send?.({ ready: true });
+  for (let op = 1; !stopping.signal.aborted; op++) await operation(op);
+
+  for (const lease of held.keys()) if (lease.held) stop(lease, 'close');
+  await manager.close();
+  clearInterval(sampler);
+  await connection.close();
+  await resourceConnection.close();
+  history.record({ type: 'exit', errors });
+  history.close();
+  process.disconnect?.();
+}
+
+main().catch(crash);
