@@ -1,0 +1,61 @@
+// 4 processes acquiring and releasing 1, 10 and 100 names as fast as they can: throughput and fairness.
+import { median, now, p99, Worker, type Context, type Row } from '../support';
+
+interface Looped {
+  count: number;
+  waits: number[];
+  maxGap: number;
+}
+
+async function pool(uri: string, wakeups: boolean): Promise<Worker[]> {
+  const workers = Array.from(
+    { length: 4 },
+    () => new Worker('workers/lock-worker.ts', [uri, JSON.stringify({ wakeups, collection: 'bench_contended' })]),
+  );
+  await Promise.all(workers.map((w) => w.next()));
+  return workers;
+}
+
+async function run(workers: Worker[], names: number, duration: number) {
+  const startAt = now() + 200;
+  for (const w of workers) w.send({ type: 'loop', names, startAt, duration });
+  const results = await Promise.all(workers.map((w) => w.next<Looped>()));
+  const counts = results.map((r) => r.count);
+  return {
+    perSecond: counts.reduce((a, b) => a + b, 0) / (duration / 1000),
+    waits: results.flatMap((r) => r.waits),
+    min: Math.min(...counts),
+    max: Math.max(...counts),
+    maxGap: Math.max(...results.map((r) => r.maxGap)),
+  };
+}
+
+export async function contended({ uri, quick }: Context): Promise<Row[]> {
+  const duration = quick ? 1500 : 10_000;
+  const [on, off] = await Promise.all([pool(uri, true), pool(uri, false)]);
+  try {
+    const rows: Row[] = [];
+    for (const names of [1, 10, 100]) {
+      const withWakeups = await run(on, names, duration);
+      const polling = await run(off, names, duration);
+      rows.push({
+        scenario: `contended: 4 processes × ${names} name${names > 1 ? 's' : ''} (wait per acquisition)`,
+        median: median(withWakeups.waits),
+        p99: p99(withWakeups.waits),
+        unit: 'ms',
+        baseline: { label: 'wake-ups off', median: median(polling.waits), p99: p99(polling.waits) },
+        notes: {
+          'acquisitions/s': Math.round(withWakeups.perSecond),
+          'acquisitions/s, wake-ups off': Math.round(polling.perSecond),
+          'per process min/max': `${withWakeups.min}/${withWakeups.max}`,
+          'per process min/max, wake-ups off': `${polling.min}/${polling.max}`,
+          'longest gap of a process (ms)': Math.round(withWakeups.maxGap),
+          'longest gap, wake-ups off (ms)': Math.round(polling.maxGap),
+        },
+      });
+    }
+    return rows;
+  } finally {
+    await Promise.all([...on, ...off].map((w) => w.stop()));
+  }
+}

@@ -1,0 +1,69 @@
+// Hand-over between two processes: from release() resolving in A to acquire() resolving in B,
+// with cross-process wake-ups on and off; and what a waiting process costs the server.
+import { median, p99, sleep, Worker, type Context, type Row } from '../support';
+
+interface Times {
+  at: number;
+  waited: number;
+  commands: number;
+}
+
+async function pair(uri: string, options: object): Promise<[Worker, Worker]> {
+  const workers = [0, 1].map(() => new Worker('workers/lock-worker.ts', [uri, JSON.stringify(options)])) as [
+    Worker,
+    Worker,
+  ];
+  await Promise.all(workers.map((w) => w.next()));
+  return workers;
+}
+
+async function measure(uri: string, wakeups: boolean, rounds: number, poll: number) {
+  const [a, b] = await pair(uri, { wakeups, poll, collection: 'bench_handover' });
+  const latencies: number[] = [];
+  try {
+    for (let round = 0; round < rounds; round++) {
+      a.send({ type: 'acquire', name: 'baton' });
+      await a.next();
+      b.send({ type: 'wait', name: 'baton' });
+      await b.next();
+      // Release at a random phase of B's polling, as in real life.
+      await sleep(50 + Math.random() * poll);
+      a.send({ type: 'release', name: 'baton' });
+      const released = await a.next<{ at: number }>();
+      const acquired = await b.next<Times>();
+      latencies.push(acquired.at - released.at);
+      b.send({ type: 'release', name: 'baton' });
+      await b.next();
+    }
+    // A long wait on a held lock: the commands per second one waiting process costs.
+    a.send({ type: 'acquire', name: 'held' });
+    await a.next();
+    b.send({ type: 'idle-wait', name: 'held', duration: rounds > 20 ? 10_000 : 2000 });
+    const idle = await b.next<{ perSecond: number }>();
+    return { latencies, perSecond: idle.perSecond };
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+}
+
+export async function handover({ uri, quick }: Context): Promise<Row[]> {
+  const poll = 500;
+  const [on, off] = await Promise.all([
+    measure(uri, true, quick ? 15 : 200, poll),
+    measure(uri, false, quick ? 6 : 40, poll),
+  ]);
+  return [
+    {
+      scenario: 'hand-over between 2 processes (poll 500 ms)',
+      median: median(on.latencies),
+      p99: p99(on.latencies),
+      unit: 'ms',
+      baseline: { label: 'wake-ups off (polling only)', median: median(off.latencies), p99: p99(off.latencies) },
+      notes: {
+        'commands/s of a waiting process': Number(on.perSecond.toFixed(2)),
+        'commands/s, wake-ups off': Number(off.perSecond.toFixed(2)),
+        rounds: on.latencies.length,
+      },
+    },
+  ];
+}

@@ -1,0 +1,108 @@
+// What the benchmark scenarios share: statistics, child processes, connections, the clock.
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import mongoose, { type Connection } from 'mongoose';
+
+/** One row of the results table. */
+export interface Row {
+  scenario: string;
+  /** Median of the measured values, in `unit`. */
+  median: number;
+  p99: number;
+  unit: string;
+  /** The same measured for the baseline, in the same run. */
+  baseline?: { label: string; median: number; p99: number };
+  /** Anything else worth reporting (counts, fairness, commands per second). */
+  notes?: Record<string, number | string>;
+}
+
+export interface Context {
+  uri: string;
+  quick: boolean;
+  /** The engine's process id, when the benchmark started its own (for the pause scenario). */
+  enginePid: number | undefined;
+  pause?: () => void;
+  resume?: () => void;
+}
+
+/** A clock shared by every process on the machine (CLOCK_MONOTONIC), in milliseconds. */
+export function now(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+export const median = (values: readonly number[]) => quantile(values, 0.5);
+export const p99 = (values: readonly number[]) => quantile(values, 0.99);
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A connection of its own to the benchmark database, optionally counting the commands it sends. */
+export async function connect(uri: string, options: { monitorCommands?: boolean } = {}): Promise<Connection> {
+  return mongoose.createConnection(uri, { dbName: 'mdlock_bench', ...options }).asPromise();
+}
+
+/** Counts the commands a connection sends, by name. */
+export function commandCounter(connection: Connection) {
+  const counts = new Map<string, number>();
+  connection
+    .getClient()
+    .on('commandStarted', (event) => counts.set(event.commandName, (counts.get(event.commandName) ?? 0) + 1));
+  return {
+    total: () => [...counts.values()].reduce((a, b) => a + b, 0),
+    of: (name: string) => counts.get(name) ?? 0,
+    reset: () => counts.clear(),
+  };
+}
+
+/** A benchmark worker in a process of its own, talking over IPC. */
+export class Worker {
+  readonly child: ChildProcess;
+  readonly #messages: unknown[] = [];
+  readonly #waiters: ((message: unknown) => void)[] = [];
+
+  constructor(script: string, args: string[], env: Record<string, string> = {}) {
+    this.child = fork(path.join(__dirname, script), args, {
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.child.on('message', (message) => {
+      const waiter = this.#waiters.shift();
+      if (waiter) waiter(message);
+      else this.#messages.push(message);
+    });
+  }
+
+  send(message: unknown): void {
+    this.child.send(message as never);
+  }
+
+  /** The next message from the worker. */
+  next<T>(): Promise<T> {
+    const queued = this.#messages.shift();
+    if (queued !== undefined) return Promise.resolve(queued as T);
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null) =>
+        reject(new Error(`benchmark worker ${this.child.pid} exited (${code}) before answering`));
+      this.child.once('exit', onExit);
+      this.#waiters.push((message) => {
+        this.child.off('exit', onExit);
+        resolve(message as T);
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+}
