@@ -265,7 +265,7 @@ const DURABLE = { writeConcern: { w: 'majority', j: true } } as const;
  * would show it, and the holder would trust a lease the new primary lets expire. A majority read
  * shows only what survives a failover.
  */
-const COLLECTION = { ...DURABLE, readConcern: { level: 'majority' } } as const;
+export const COLLECTION = { ...DURABLE, readConcern: { level: 'majority' } } as const;
 
 /** A driver error as a LockError: `connection` if it may pass by itself, else `database`. @internal */
 export function toLockError(error: unknown, what: string): LockError {

@@ -1,12 +1,13 @@
 // Uncontended acquire() + release() against the raw driver sending the same two commands.
 import { LockManager } from 'mongoose-distributed-lock';
-import { acquireCommand, releaseCommand, type LockDocument } from '../../lib/store';
+import { acquireCommand, COLLECTION, releaseCommand, type LockDocument } from '../../lib/store';
 import { connect, median, now, p99, type Context, type Row } from '../support';
 
 export async function uncontended({ uri, quick }: Context): Promise<Row[]> {
   const connection = await connect(uri);
   const manager = new LockManager({ connection, collection: 'bench_uncontended' });
-  const collection = connection.db!.collection<LockDocument>('bench_uncontended');
+  // The library's collection options too (durable writes, majority reads): the same commands, byte for byte.
+  const collection = connection.db!.collection<LockDocument>('bench_uncontended', COLLECTION);
   const rounds = quick ? 300 : 3000;
   const library: number[] = [];
   const raw: number[] = [];
