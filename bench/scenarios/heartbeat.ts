@@ -36,7 +36,8 @@ export async function heartbeat({ uri, quick }: Context): Promise<Row[]> {
     baseline: { label: '1 held lease', median: base.median, p99: base.p99 },
     notes: {
       'round trips per tick': r.roundTrips,
-      'heap bytes per lease': Math.round(r.bytesPerLease),
+      // Below 100 leases, the heap's own noise (tens of KB) swamps what a lease costs.
+      'heap bytes per lease': r.count >= 100 ? Math.round(r.bytesPerLease) : 'too few to tell',
       'still held': `${r.held}/${r.count}`,
       'tick / heartbeat interval': `${Math.round((100 * r.median) / interval)}%`,
       'tick / default heartbeat (20 s)': `${((100 * r.median) / 20_000).toFixed(1)}%`,
