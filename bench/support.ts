@@ -2,6 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import mongoose, { type Connection } from 'mongoose';
+import { acquireCommand, COLLECTION, releaseCommand, type LockDocument } from '../lib/store';
 
 /** One row of the results table. */
 export interface Row {
@@ -39,6 +40,23 @@ export function quantile(values: readonly number[], q: number): number {
 export const median = (values: readonly number[]) => quantile(values, 0.5);
 export const p99 = (values: readonly number[]) => quantile(values, 0.99);
 
+/** A row of times in ms, against the times of a baseline measured in the same run. */
+export function timedRow(
+  scenario: string,
+  times: readonly number[],
+  baseline: { label: string; times: readonly number[] },
+  notes?: Row['notes'],
+): Row {
+  return {
+    scenario,
+    median: median(times),
+    p99: p99(times),
+    unit: 'ms',
+    baseline: { label: baseline.label, median: median(baseline.times), p99: p99(baseline.times) },
+    notes,
+  };
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -46,6 +64,24 @@ export function sleep(ms: number): Promise<void> {
 /** A connection of its own to the benchmark database, optionally counting the commands it sends. */
 export async function connect(uri: string, options: { monitorCommands?: boolean } = {}): Promise<Connection> {
   return mongoose.createConnection(uri, { dbName: 'mdlock_bench', ...options }).asPromise();
+}
+
+/**
+ * The library's acquire and release commands sent by the raw driver, with the library's
+ * collection options (durable writes, majority reads): the baselines, byte for byte.
+ */
+export function rawLockCommands(connection: Connection, collection: string, owner = 'bench') {
+  const locks = connection.db!.collection<LockDocument>(collection, COLLECTION);
+  return {
+    acquire(name: string, leaseId: string) {
+      const { filter, update, options } = acquireCommand({ name, leaseId, owner, ttl: 60_000 });
+      return locks.findOneAndUpdate(filter, update, options);
+    },
+    release(name: string, leaseId: string) {
+      const { filter, update, options } = releaseCommand(name, leaseId);
+      return locks.findOneAndUpdate(filter, update, options);
+    },
+  };
 }
 
 /** Counts the commands a connection sends, by name. */

@@ -33,10 +33,7 @@ export type LockCallback<T> = (error: Error | null, result?: T) => void;
 const COMPAT_MARGIN = 0.001;
 
 /** The manager options Lock instances share a manager by. */
-type SharedOptions = Pick<
-  CompatLockOptions,
-  'connection' | 'collection' | 'owner' | 'commandTimeout' | 'cleanupAfter' | 'history'
->;
+type SharedOptions = Omit<CompatLockOptions, 'timeout' | 'pollInterval' | 'probeMaxAttempts'>;
 
 /** One manager per connection and set of manager options, shared by every Lock made with them. */
 const sharedManagers = new WeakMap<Connection, Map<string, LockManager>>();

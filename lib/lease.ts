@@ -134,7 +134,6 @@ class Hold implements WatchedHold {
   readonly controller = new AbortController();
 
   constructor(
-    readonly lease: Lease,
     readonly name: string,
     readonly leaseId: string,
     readonly timing: LeaseTiming,
@@ -350,7 +349,6 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
   #begin(leaseId: string, result: AcquireResult, deadline: number): void {
     const timing = this.#timing;
     const hold = new Hold(
-      this,
       this.name,
       leaseId,
       timing,

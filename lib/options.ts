@@ -67,9 +67,8 @@ export interface ManagerSettings {
   readonly connection: Connection;
   readonly collection: string;
   readonly ttl: number;
+  /** `false` only if given as `false`: leases with a ttl of their own then have no heartbeat either. */
   readonly heartbeat: number | false;
-  /** `heartbeat` was given explicitly as `false`, so leases with their own ttl inherit it. */
-  readonly heartbeatDisabled: boolean;
   readonly poll: number;
   readonly owner: string;
   readonly margin: number;
@@ -116,7 +115,7 @@ export function checkName(name: unknown, what = 'lock name'): string {
   return name;
 }
 
-export function checkCollectionName(name: unknown, what: string): string {
+function checkCollectionName(name: unknown, what: string): string {
   if (typeof name !== 'string' || name.length === 0) throw invalidType(what, 'a non-empty string', name);
   if (/[$\0]/.test(name) || name.startsWith('system.') || name.startsWith('.') || name.endsWith('.')) {
     throw outOfRange(what, 'a collection name MongoDB accepts (no "$" or NUL, not "system.*")', name);
@@ -192,7 +191,6 @@ export function resolveManagerOptions(input: LockManagerOptions | undefined): Ma
     collection:
       options.collection === undefined ? 'locks' : checkCollectionName(options.collection, 'options.collection'),
     ttl,
-    heartbeatDisabled: options.heartbeat === false,
     poll: options.poll === undefined ? 500 : parseDuration(options.poll, 'options.poll'),
     owner,
     margin,
@@ -219,7 +217,7 @@ export function leaseTiming(
   const ttl = ownTtl ? parseDuration(options.ttl, `${what}.ttl`) : settings.ttl;
   let heartbeat: number | false;
   if (options.heartbeat !== undefined) heartbeat = heartbeatOption(options.heartbeat, `${what}.heartbeat`);
-  else if (ownTtl) heartbeat = settings.heartbeatDisabled ? false : ttl / 3;
+  else if (ownTtl) heartbeat = settings.heartbeat === false ? false : ttl / 3;
   else heartbeat = settings.heartbeat;
   const margin = ttl * settings.margin;
   if (heartbeat !== false && heartbeat >= ttl) {

@@ -588,9 +588,7 @@ export class LockStore {
     await this.run(
       `createIndex("${collection}", ${JSON.stringify(spec.key)})`,
       (c) => c.createIndex(spec.key, options),
-      {
-        collection,
-      },
+      { collection },
     );
   }
 

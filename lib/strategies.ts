@@ -62,6 +62,13 @@ function attemptsOption(value: unknown, what: string): number | undefined {
   return value;
 }
 
+/** A total time to wait: 0 or more ms, or undefined for no bound. */
+function withinOption(value: Duration | undefined, what: string): number | undefined {
+  return value === undefined
+    ? undefined
+    : parseDuration(value, what, { allowZero: true, max: Number.MAX_SAFE_INTEGER });
+}
+
 /** Caps a delay by what is left of `within`; null once nothing is left. */
 function withinLimit(delay: number, elapsed: number, within: number | undefined): number | null {
   if (within === undefined) return delay;
@@ -74,10 +81,7 @@ function bounded(options: BoundedOptions): PollStrategy {
   objectOptions(options, 'strategies.bounded(options)');
   const interval = parseDuration(options.interval, 'strategies.bounded: interval');
   const attempts = attemptsOption(options.attempts, 'strategies.bounded: attempts');
-  const within =
-    options.within === undefined
-      ? undefined
-      : parseDuration(options.within, 'strategies.bounded: within', { allowZero: true, max: Number.MAX_SAFE_INTEGER });
+  const within = withinOption(options.within, 'strategies.bounded: within');
   if (attempts === undefined && within === undefined) {
     throw invalidType(
       'strategies.bounded(options)',
@@ -113,10 +117,7 @@ function backoff(options: BackoffOptions): PollStrategy {
   const jitter = options.jitter ?? 0.2;
   if (typeof jitter !== 'number') throw invalidType('strategies.backoff: jitter', 'a number', jitter);
   if (!(jitter >= 0 && jitter <= 1)) throw outOfRange('strategies.backoff: jitter', 'a fraction from 0 to 1', jitter);
-  const within =
-    options.within === undefined
-      ? undefined
-      : parseDuration(options.within, 'strategies.backoff: within', { allowZero: true, max: Number.MAX_SAFE_INTEGER });
+  const within = withinOption(options.within, 'strategies.backoff: within');
   const random = options.random ?? Math.random;
   if (typeof random !== 'function') throw invalidType('strategies.backoff: random', 'a function', random);
   return {

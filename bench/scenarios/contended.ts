@@ -1,5 +1,5 @@
 // 4 processes acquiring and releasing 1, 10 and 100 names as fast as they can: throughput and fairness.
-import { median, now, p99, Worker, type Context, type Row } from '../support';
+import { now, timedRow, Worker, type Context, type Row } from '../support';
 
 interface Looped {
   count: number;
@@ -38,21 +38,21 @@ export async function contended({ uri, quick }: Context): Promise<Row[]> {
     for (const names of [1, 10, 100]) {
       const withWakeups = await run(on, names, duration);
       const polling = await run(off, names, duration);
-      rows.push({
-        scenario: `contended: 4 processes × ${names} name${names > 1 ? 's' : ''} (wait per acquisition)`,
-        median: median(withWakeups.waits),
-        p99: p99(withWakeups.waits),
-        unit: 'ms',
-        baseline: { label: 'wake-ups off', median: median(polling.waits), p99: p99(polling.waits) },
-        notes: {
-          'acquisitions/s': Math.round(withWakeups.perSecond),
-          'acquisitions/s, wake-ups off': Math.round(polling.perSecond),
-          'per process min/max': `${withWakeups.min}/${withWakeups.max}`,
-          'per process min/max, wake-ups off': `${polling.min}/${polling.max}`,
-          'longest gap of a process (ms)': Math.round(withWakeups.maxGap),
-          'longest gap, wake-ups off (ms)': Math.round(polling.maxGap),
-        },
-      });
+      rows.push(
+        timedRow(
+          `contended: 4 processes × ${names} name${names > 1 ? 's' : ''} (wait per acquisition)`,
+          withWakeups.waits,
+          { label: 'wake-ups off', times: polling.waits },
+          {
+            'acquisitions/s': Math.round(withWakeups.perSecond),
+            'acquisitions/s, wake-ups off': Math.round(polling.perSecond),
+            'per process min/max': `${withWakeups.min}/${withWakeups.max}`,
+            'per process min/max, wake-ups off': `${polling.min}/${polling.max}`,
+            'longest gap of a process (ms)': Math.round(withWakeups.maxGap),
+            'longest gap, wake-ups off (ms)': Math.round(polling.maxGap),
+          },
+        ),
+      );
     }
     return rows;
   } finally {

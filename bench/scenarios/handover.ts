@@ -1,7 +1,6 @@
 // Hand-over between two processes: from release() resolving in A to acquire() resolving in B,
 // with cross-process wake-ups on and off; and what a waiting process costs the server.
-import { acquireCommand, COLLECTION, releaseCommand, type LockDocument } from '../../lib/store';
-import { connect, median, now, p99, sleep, Worker, type Context, type Row } from '../support';
+import { connect, median, now, rawLockCommands, sleep, timedRow, Worker, type Context, type Row } from '../support';
 
 interface Times {
   at: number;
@@ -50,16 +49,14 @@ async function measure(uri: string, wakeups: boolean, rounds: number, poll: numb
 /** The floor of a hand-over: one round trip of the acquire command that ends it, by the raw driver. */
 async function acquireRoundTrip(uri: string, rounds: number): Promise<number> {
   const connection = await connect(uri);
-  const collection = connection.db!.collection<LockDocument>('bench_handover', COLLECTION);
+  const raw = rawLockCommands(connection, 'bench_handover');
   const times: number[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
-      const acquire = acquireCommand({ name: 'raw-baton', leaseId: `raw-${round}`, owner: 'bench', ttl: 60_000 });
       const started = now();
-      await collection.findOneAndUpdate(acquire.filter, acquire.update, acquire.options);
+      await raw.acquire('raw-baton', `raw-${round}`);
       times.push(now() - started);
-      const release = releaseCommand('raw-baton', `raw-${round}`);
-      await collection.findOneAndUpdate(release.filter, release.update, release.options);
+      await raw.release('raw-baton', `raw-${round}`);
     }
   } finally {
     await connection.close();
@@ -74,18 +71,16 @@ export async function handover({ uri, quick }: Context): Promise<Row[]> {
   const off = await measure(uri, false, quick ? 6 : 40, poll);
   const floor = await acquireRoundTrip(uri, quick ? 50 : 500);
   return [
-    {
-      scenario: 'hand-over between 2 processes (poll 500 ms)',
-      median: median(on.latencies),
-      p99: p99(on.latencies),
-      unit: 'ms',
-      baseline: { label: 'wake-ups off (polling only)', median: median(off.latencies), p99: p99(off.latencies) },
-      notes: {
+    timedRow(
+      'hand-over between 2 processes (poll 500 ms)',
+      on.latencies,
+      { label: 'wake-ups off (polling only)', times: off.latencies },
+      {
         'one acquire round trip, raw driver (ms)': Number(floor.toFixed(2)),
         'commands/s of a waiting process': Number(on.perSecond.toFixed(2)),
         'commands/s, wake-ups off': Number(off.perSecond.toFixed(2)),
         rounds: on.latencies.length,
       },
-    },
+    ),
   ];
 }

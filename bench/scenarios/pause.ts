@@ -1,6 +1,6 @@
 // The engine paused (SIGSTOP) under a holder: how long until `lost`, against the server-side expiry.
 import { LockManager } from 'mongoose-distributed-lock';
-import { connect, median, p99, sleep, type Context, type Row } from '../support';
+import { connect, sleep, timedRow, type Context, type Row } from '../support';
 
 export async function pause({ uri, quick, pause: stop, resume }: Context): Promise<Row[]> {
   if (!stop || !resume) return []; // only with the benchmark's own engine
@@ -30,13 +30,11 @@ export async function pause({ uri, quick, pause: stop, resume }: Context): Promi
   }
   const slack = lostAfter.map((lost, i) => expiryAfter[i]! - lost);
   return [
-    {
-      scenario: 'server paused: time to `lost` (ttl 2 s, heartbeat 500 ms)',
-      median: median(lostAfter),
-      p99: p99(lostAfter),
-      unit: 'ms',
-      baseline: { label: 'server-side expiry, from the pause', median: median(expiryAfter), p99: p99(expiryAfter) },
-      notes: { 'least time left before expiry (ms)': Math.round(Math.min(...slack)), rounds: lostAfter.length },
-    },
+    timedRow(
+      'server paused: time to `lost` (ttl 2 s, heartbeat 500 ms)',
+      lostAfter,
+      { label: 'server-side expiry, from the pause', times: expiryAfter },
+      { 'least time left before expiry (ms)': Math.round(Math.min(...slack)), rounds: lostAfter.length },
+    ),
   ];
 }

@@ -1,16 +1,14 @@
 // Uncontended acquire() + release() against the raw driver sending the same two commands.
 import { LockManager } from 'mongoose-distributed-lock';
-import { acquireCommand, COLLECTION, releaseCommand, type LockDocument } from '../../lib/store';
-import { connect, median, now, p99, type Context, type Row } from '../support';
+import { connect, now, rawLockCommands, timedRow, type Context, type Row } from '../support';
 
 export async function uncontended({ uri, quick }: Context): Promise<Row[]> {
   const connection = await connect(uri);
   const manager = new LockManager({ connection, collection: 'bench_uncontended' });
-  // The library's collection options too (durable writes, majority reads): the same commands, byte for byte.
-  const collection = connection.db!.collection<LockDocument>('bench_uncontended', COLLECTION);
+  const raw = rawLockCommands(connection, 'bench_uncontended', manager.owner);
   const rounds = quick ? 300 : 3000;
   const library: number[] = [];
-  const raw: number[] = [];
+  const rawTimes: number[] = [];
   const lease = manager.lease('solo');
   const runLibrary = async () => {
     const started = now();
@@ -21,14 +19,12 @@ export async function uncontended({ uri, quick }: Context): Promise<Row[]> {
   const runRaw = async (i: number) => {
     const leaseId = `raw-${i}`;
     const started = now();
-    const acquire = acquireCommand({ name: 'solo-raw', leaseId, owner: manager.owner, ttl: 60_000 });
-    await collection.findOneAndUpdate(acquire.filter, acquire.update, acquire.options);
-    const release = releaseCommand('solo-raw', leaseId);
-    await collection.findOneAndUpdate(release.filter, release.update, release.options);
-    raw.push(now() - started);
+    await raw.acquire('solo-raw', leaseId);
+    await raw.release('solo-raw', leaseId);
+    rawTimes.push(now() - started);
   };
   for (let i = 0; i < 50; i++) await Promise.all([runLibrary(), runRaw(i)]); // warm up both paths
-  library.length = raw.length = 0;
+  library.length = rawTimes.length = 0;
   // Interleaved, so that noise on this shared machine falls on both alike.
   for (let i = 0; i < rounds; i++) {
     if (i % 2) {
@@ -42,13 +38,11 @@ export async function uncontended({ uri, quick }: Context): Promise<Row[]> {
   await manager.close();
   await connection.close();
   return [
-    {
-      scenario: 'uncontended acquire() + release()',
-      median: median(library),
-      p99: p99(library),
-      unit: 'ms',
-      baseline: { label: 'raw driver, same 2 commands', median: median(raw), p99: p99(raw) },
-      notes: { rounds },
-    },
+    timedRow(
+      'uncontended acquire() + release()',
+      library,
+      { label: 'raw driver, same 2 commands', times: rawTimes },
+      { rounds },
+    ),
   ];
 }
