@@ -209,3 +209,98 @@ test('history: events about a hold that was never acquired', () => {
   run.at('w2', 3000, { type: 'lost', name: 'job', token: 77, reason: 'taken' });
   expect(failed(run.events)).toEqual(['history']);
 });
+
+test('block: a holder blocked past its lease, told at its first look that it no longer holds, is clean', () => {
+  // w1's event loop is blocked from 1300 to 2400; its lease expired on the server at 1998; w2 takes over at 2050.
+  const blocked = history().worker('w1').worker('w2');
+  blocked.hold('w1', 'job', 10, 1000, 2400, { granted: 998, ttl: 1000, end: 'lost' });
+  blocked.at('w1', 1300, { type: 'block', name: 'job', token: 10, ms: 1100, expiresAt: 1998 + OFFSET });
+  blocked.at('w1', 2400.5, { type: 'block-end', name: 'job', token: 10, held: false, aborted: true });
+  blocked.hold('w2', 'job', 11, 2050, 2200, { granted: 2040 });
+  const report = checkHistory(blocked.events, strict);
+  expect(report.violations).toEqual([]);
+  expect(report.stats.blockedHolds).toBe(1);
+  // A lease without heartbeat ends as "ran out": as good.
+  const ranOut = history().worker('w1');
+  ranOut.hold('w1', 'job', 10, 1000, 2400, { granted: 998, ttl: 1000, end: 'hold-timeout' });
+  ranOut.at('w1', 1300, { type: 'block', name: 'job', token: 10, ms: 1100, expiresAt: 1998 + OFFSET });
+  ranOut.at('w1', 2400.5, { type: 'block-end', name: 'job', token: 10, held: false, aborted: true });
+  expect(failed(ranOut.events)).toEqual([]);
+  // Blocked, but not past the expiry: still held, and it goes on working.
+  const short = history().worker('w1');
+  short.hold('w1', 'job', 10, 1000, 1900, { granted: 998, ttl: 1000 });
+  short.at('w1', 1300, { type: 'block', name: 'job', token: 10, ms: 300, expiresAt: 1998 + OFFSET });
+  short.at('w1', 1600, { type: 'block-end', name: 'job', token: 10, held: true, aborted: false });
+  short.writes('w1', 'job', 10, 1700, 2).resource('job', 10, 2, 2);
+  const shortReport = checkHistory(short.events, strict);
+  expect(shortReport.violations).toEqual([]);
+  expect(shortReport.stats.blockedHolds).toBe(0);
+});
+
+test('block: a holder told "held" after its lease expired, which then writes, fails block, expiry and exclusion', () => {
+  // The look at 2400 says held; w1 writes at 2410 and learns of the loss at 2450; w2 took over at 2050.
+  const stale = history().worker('w1').worker('w2');
+  stale.hold('w1', 'job', 10, 1000, 2450, { granted: 998, ttl: 1000, end: 'lost' });
+  stale.at('w1', 1300, { type: 'block', name: 'job', token: 10, ms: 1100, expiresAt: 1998 + OFFSET });
+  stale.at('w1', 2400.5, { type: 'block-end', name: 'job', token: 10, held: true, aborted: false });
+  stale.writes('w1', 'job', 10, 2410, 1);
+  stale.hold('w2', 'job', 11, 2050, 2200, { granted: 2040 });
+  stale.writes('w2', 'job', 11, 2100, 1).resource('job', 11, 2, 2);
+  expect(failed(stale.events)).toEqual(['exclusion', 'expiry', 'block']);
+  // Either look alone saying so is enough.
+  const unaborted = history().worker('w1');
+  unaborted.hold('w1', 'job', 10, 1000, 2400, { granted: 998, ttl: 1000, end: 'lost' });
+  unaborted.at('w1', 1300, { type: 'block', name: 'job', token: 10, ms: 1100, expiresAt: 1998 + OFFSET });
+  unaborted.at('w1', 2400.5, { type: 'block-end', name: 'job', token: 10, held: false, aborted: false });
+  expect(failed(unaborted.events)).toEqual(['block']);
+  // Told it lost the lock, but for another reason than its expiry.
+  const taken = history().worker('w1');
+  taken.hold('w1', 'job', 10, 1000, 2400, { granted: 998, ttl: 1000, end: 'none' });
+  taken.at('w1', 1300, { type: 'block', name: 'job', token: 10, ms: 1100, expiresAt: 1998 + OFFSET });
+  taken.at('w1', 2400.2, { type: 'lost', name: 'job', token: 10, reason: 'taken' });
+  taken.at('w1', 2400.5, { type: 'block-end', name: 'job', token: 10, held: false, aborted: true });
+  expect(failed(taken.events)).toEqual(['block']);
+});
+
+test('close: a close() slower than commandTimeout + the slack, or one that never returns, fails', () => {
+  const closing = (ms?: number) => {
+    const run = cleanRun();
+    run.at('w2', 3000, { type: 'close', commandTimeout: 3000 });
+    if (ms !== undefined) run.at('w2', 3000 + ms, { type: 'closed', ms });
+    return run;
+  };
+  const report = checkHistory(closing(7900).events, strict);
+  expect(report.violations).toEqual([]);
+  expect(report.stats.closes).toEqual({ count: 1, slowest: 7900, leftovers: 0 });
+  expect(failed(closing(8100).events)).toEqual(['close']);
+  expect(failed(closing(8100).events, { ...strict, closeSlack: 6000 })).toEqual([]);
+  expect(failed(closing().events)).toEqual(['close']);
+  // A worker killed while closing is not a hang.
+  const killed = closing();
+  killed.at('orchestrator', 5000, { type: 'kill', worker: 'w2', pid: 1 });
+  expect(failed(killed.events)).toEqual([]);
+});
+
+test('close: a lock a closed worker left held may outlive the stall by its ttl, not more', () => {
+  const leftover = (expiresAfter: number) => {
+    const run = cleanRun();
+    run.at('w2', 3000, { type: 'close', commandTimeout: 3000 });
+    run.at('w2', 6000, { type: 'closed', ms: 3000 });
+    const since = 6100 + OFFSET;
+    run.at('orchestrator', 6300, {
+      type: 'leftover',
+      worker: 'w2',
+      name: 'job',
+      token: 11,
+      expiresAt: since + expiresAfter,
+      ttl: 2000,
+      since,
+    });
+    return run;
+  };
+  // A renewal the server received during the stall, and ran when it resumed, is fine.
+  const report = checkHistory(leftover(2300).events, strict);
+  expect(report.violations).toEqual([]);
+  expect(report.stats.closes.leftovers).toBe(1);
+  expect(failed(leftover(3500).events)).toEqual(['close']);
+});

@@ -21,12 +21,30 @@
 // A hold whose process was frozen (the `freeze` fault: a pause longer than the lease, as a long
 // GC pause would be) is outside what a lease can promise; for exclusion and expiry it counts as
 // ended when the freeze began. Its late write is what the fenced resource must reject.
+// - block: a holder whose event loop was blocked (the `block` fault: a synchronous busy-wait) until
+//   after its lease's server-side expiry found, at its first look right after, `lease.held` false
+//   and `lease.signal.aborted` true, and the hold ended as lost (`expired`) or ran out. Such a
+//   hold, which then writes nothing, counts as ended when the block began, as a frozen one does;
+//   one whose look said "held" wrote after its lease expired, and the other checks judge it so;
+// - close: every `manager.close()` returned within the manager's `commandTimeout` plus a slack
+//   (the `close-stall` fault calls it while the lock server is stalled), and a lock that a closed
+//   worker left held on the server lasts no longer than its ttl after the stall ended;
 // - clock: the realtime clock was not stepped during the run (else the wall checks mean nothing).
 import type { Stamp, TortureEvent } from './history';
 
 /** The name of a check. */
 export type CheckName =
-  'exclusion' | 'tokens' | 'expiry' | 'steal' | 'fenced' | 'unfenced' | 'liveness' | 'clock' | 'history';
+  | 'exclusion'
+  | 'tokens'
+  | 'expiry'
+  | 'steal'
+  | 'fenced'
+  | 'unfenced'
+  | 'block'
+  | 'close'
+  | 'liveness'
+  | 'clock'
+  | 'history';
 
 export const CHECKS: readonly CheckName[] = [
   'exclusion',
@@ -35,6 +53,8 @@ export const CHECKS: readonly CheckName[] = [
   'steal',
   'fenced',
   'unfenced',
+  'block',
+  'close',
   'liveness',
   'clock',
   'history',
@@ -64,12 +84,38 @@ export interface Hold {
   end?: HoldEnd;
   /** When the holder's process was frozen, if it was (see the `freeze` fault). */
   frozen?: Stamp;
+  /** When the holder's event loop was blocked, if it was (see the `block` fault), and what it saw after. */
+  blocked?: Blocked;
 }
 
-/** Where a hold ends for the timing checks: when it ended, or when its process was frozen. */
-function timedEnd(hold: Hold): Stamp | undefined {
-  return hold.frozen ?? hold.end;
+/** A block of the holder's event loop: from `at`, with the server expiry it knew then, to its first look after. */
+export interface Blocked {
+  readonly at: Stamp;
+  readonly expiresAt: number;
+  /** Absent if the worker was killed during the block. */
+  after?: Stamp & { readonly held: boolean; readonly aborted: boolean };
 }
+
+/**
+ * When the holder last acted on a hold it may have outlived: when its process froze, or when its
+ * event loop blocked if it never acted after (killed, or told at its first look that it no longer held).
+ */
+function stoppedActing(hold: Hold): Stamp | undefined {
+  if (hold.frozen) return hold.frozen;
+  const after = hold.blocked?.after;
+  if (hold.blocked && (!after || !after.held || after.aborted)) return hold.blocked.at;
+  return undefined;
+}
+
+/** Where a hold ends for the timing checks: when it ended, or when its holder stopped acting on it. */
+function timedEnd(hold: Hold): Stamp | undefined {
+  return stoppedActing(hold) ?? hold.end;
+}
+
+/** The slack close() gets beyond its `commandTimeout`, in ms, unless the options say otherwise. */
+export const CLOSE_SLACK = 5000;
+/** How long after a stall ends a command the server received during it may still run, in ms. */
+const LATE_COMMAND = 1000;
 
 /** Options of the check. */
 export interface CheckOptions {
@@ -77,6 +123,8 @@ export interface CheckOptions {
   readonly unfencedExact: boolean;
   /** Largest tolerated change of `wall - mono` between nearby events, in ms. @defaultValue 25 */
   readonly clockTolerance?: number;
+  /** How much longer than its `commandTimeout` a close() may take, in ms. @defaultValue {@link CLOSE_SLACK} */
+  readonly closeSlack?: number;
 }
 
 export interface CheckReport {
@@ -99,6 +147,10 @@ export interface Stats {
   faults: Record<string, number>;
   killedHolds: number;
   frozenHolds: number;
+  /** Holds whose event loop was blocked until after their lease's server-side expiry. */
+  blockedHolds: number;
+  /** Calls of close() that returned, the slowest (ms), and locks left held by a closed worker. */
+  closes: { count: number; slowest: number; leftovers: number };
   /**
    * A killed holder's lock (not frozen at the time): how long after the kill, and after the hold's
    * server-side expiry, the server granted it again (ms, server clock). The second must not be negative.
@@ -162,6 +214,8 @@ export function buildHolds(events: readonly TortureEvent[]): { holds: Hold[]; vi
         }
         case 'expiry':
         case 'freeze':
+        case 'block':
+        case 'block-end':
         case 'stop':
         case 'lost':
         case 'hold-timeout': {
@@ -175,7 +229,14 @@ export function buildHolds(events: readonly TortureEvent[]): { holds: Hold[]; vi
           }
           if (event.type === 'expiry') hold.knownExpiry = Math.max(hold.knownExpiry, event.expiresAt);
           else if (event.type === 'freeze') hold.frozen ??= { mono: event.mono, wall: event.wall };
-          else if (!hold.end) {
+          else if (event.type === 'block') {
+            hold.blocked ??= { at: { mono: event.mono, wall: event.wall }, expiresAt: event.expiresAt };
+            hold.knownExpiry = Math.max(hold.knownExpiry, event.expiresAt);
+          } else if (event.type === 'block-end') {
+            if (hold.blocked) {
+              hold.blocked.after ??= { mono: event.mono, wall: event.wall, held: event.held, aborted: event.aborted };
+            }
+          } else if (!hold.end) {
             const detail = event.type === 'lost' ? event.reason : event.type === 'stop' ? event.why : undefined;
             hold.end = { kind: event.type, mono: event.mono, wall: event.wall, detail };
           }
@@ -254,11 +315,12 @@ export function checkTokens(holds: readonly Hold[], violations: Violation[]): vo
 export function checkEndsBeforeExpiry(holds: readonly Hold[], violations: Violation[]): number {
   let closest = Infinity;
   for (const hold of holds) {
-    if (!hold.end || (hold.end.kind === 'kill' && !hold.frozen)) continue;
+    const stopped = stoppedActing(hold);
+    if (!hold.end || (hold.end.kind === 'kill' && !stopped)) continue;
     const ahead = hold.knownExpiry - timedEnd(hold)!.wall;
     if (ahead <= 0) {
-      const kind = hold.frozen ? 'freeze' : hold.end.kind;
-      const how = hold.end.detail && !hold.frozen ? `${kind} (${hold.end.detail})` : kind;
+      const kind = hold.frozen ? 'freeze' : stopped ? 'block' : hold.end.kind;
+      const how = hold.end.detail && !stopped ? `${kind} (${hold.end.detail})` : kind;
       violations.push({
         check: 'expiry',
         message: `"${hold.name}": ${describeHold(hold)} ended by ${how} ${-ahead} ms after its lease expired on the server`,
@@ -289,6 +351,84 @@ export function checkNoSteal(holds: readonly Hold[], violations: Violation[]): v
           message: `"${name}": the server granted it to ${describeHold(after)} ${early} ms before ${describeHold(before)} had expired or stopped`,
         });
       }
+    }
+  }
+}
+
+/**
+ * A holder whose event loop was blocked past its lease's server-side expiry is told, at its first
+ * look after, that it no longer holds, and the hold ends as expired (lost) or ran out.
+ */
+export function checkBlocked(holds: readonly Hold[], violations: Violation[], stats: Stats): void {
+  for (const hold of holds) {
+    const after = hold.blocked?.after;
+    if (!after || after.wall <= hold.blocked!.expiresAt) continue;
+    stats.blockedHolds++;
+    const late = `its event loop was blocked until ${after.wall - hold.blocked!.expiresAt} ms after its lease expired on the server`;
+    if (after.held || !after.aborted) {
+      violations.push({
+        check: 'block',
+        message: `"${hold.name}": ${describeHold(hold)}: ${late}, and then lease.held was ${after.held}, signal.aborted ${after.aborted}`,
+      });
+    } else if (
+      hold.end &&
+      hold.end.kind !== 'hold-timeout' &&
+      !(hold.end.kind === 'lost' && hold.end.detail === 'expired')
+    ) {
+      const how = hold.end.detail ? `${hold.end.kind} (${hold.end.detail})` : hold.end.kind;
+      violations.push({
+        check: 'block',
+        message: `"${hold.name}": ${describeHold(hold)}: ${late}, and the hold ended by ${how}, not as expired`,
+      });
+    }
+  }
+}
+
+/**
+ * Every close() returned within its `commandTimeout` plus the slack, unless its worker was killed;
+ * a lock a closed worker left held on the server lasts at most its ttl after the stall ended.
+ */
+export function checkClose(
+  events: readonly TortureEvent[],
+  options: CheckOptions,
+  violations: Violation[],
+  stats: Stats,
+): void {
+  const slack = options.closeSlack ?? CLOSE_SLACK;
+  const killed = new Set(events.flatMap((e) => (e.type === 'kill' ? [e.worker] : [])));
+  for (const [worker, list] of bySource(events)) {
+    let open: Extract<TortureEvent, { type: 'close' }> | undefined;
+    for (const event of list) {
+      if (event.type === 'close') open = event;
+      if (event.type === 'closed') {
+        stats.closes.count++;
+        stats.closes.slowest = Math.max(stats.closes.slowest, event.ms);
+        const bound = (open?.commandTimeout ?? 0) + slack;
+        if (!open) violations.push({ check: 'history', message: `${worker} recorded closed without close` });
+        else if (event.ms > bound) {
+          violations.push({
+            check: 'close',
+            message: `${worker}: close() took ${Math.round(event.ms)} ms, more than its commandTimeout (${open.commandTimeout} ms) + ${slack} ms`,
+          });
+        }
+        open = undefined;
+      }
+    }
+    if (open && !killed.has(worker)) {
+      violations.push({ check: 'close', message: `${worker}: close() never returned` });
+    }
+  }
+  for (const event of events) {
+    if (event.type !== 'leftover') continue;
+    stats.closes.leftovers++;
+    const outlived = event.expiresAt - event.since;
+    if (outlived > event.ttl + LATE_COMMAND) {
+      violations.push({
+        check: 'close',
+        message:
+          `"${event.name}": ${event.worker} closed its manager and exited, leaving token ${event.token} held ` +
+          `on the server until ${outlived} ms after the stall ended, longer than its ttl (${event.ttl} ms)`,
+      });
     }
   }
 }
@@ -452,6 +592,8 @@ function emptyStats(): Stats {
     faults: {},
     killedHolds: 0,
     frozenHolds: 0,
+    blockedHolds: 0,
+    closes: { count: 0, slowest: 0, leftovers: 0 },
     takeover: { count: 0, afterKill: [Infinity, -Infinity], afterExpiry: [Infinity, -Infinity] },
     closestEndBeforeExpiry: Infinity,
     closestHandover: Infinity,
@@ -515,6 +657,8 @@ export function checkHistory(events: readonly TortureEvent[], options: CheckOpti
   stats.closestEndBeforeExpiry = checkEndsBeforeExpiry(holds, violations);
   checkNoSteal(holds, violations);
   checkResources(events, options, violations, stats);
+  checkBlocked(holds, violations, stats);
+  checkClose(events, options, violations, stats);
   checkLiveness(events, violations);
   checkClock(events, options.clockTolerance ?? 25, violations);
   collectStats(events, holds, stats);

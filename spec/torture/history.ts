@@ -61,6 +61,17 @@ export type EventBody =
   | { type: 'inc'; name: string; token: number; phase: 'begin' | 'done' | 'skipped' | 'error' }
   /** The worker's process was frozen (a stand-in for a long GC pause) while holding, for `ms`. */
   | { type: 'freeze'; name: string; token: number; ms: number }
+  /**
+   * The worker blocks its event loop (a synchronous busy-wait: no timer, no I/O callback runs) for
+   * `ms` while holding; `expiresAt` is the server-side expiry the lease knew when the block began.
+   */
+  | { type: 'block'; name: string; token: number; ms: number; expiresAt: number }
+  /** Its first look right after the block, before any write: what `lease.held` and `lease.signal.aborted` said. */
+  | { type: 'block-end'; name: string; token: number; held: boolean; aborted: boolean }
+  /** The worker calls `manager.close()`, whose `commandTimeout` is this. */
+  | { type: 'close'; commandTimeout: number }
+  /** `manager.close()` resolved, `ms` after it was called. */
+  | { type: 'closed'; ms: number }
   | { type: 'exit'; errors: Record<string, number> }
   | { type: 'crash'; message: string }
   // The orchestrator:
@@ -71,6 +82,11 @@ export type EventBody =
   | { type: 'fault-end'; kind: string; detail: string }
   | { type: 'stopping' }
   | { type: 'worker-exit'; worker: string; code: number | null; signal: string | null; byItself: boolean }
+  /**
+   * A lock still held, on the server, by a worker that closed its manager and exited (the
+   * `close-stall` fault), read once it had exited; `since` is when the lock server's stall ended.
+   */
+  | { type: 'leftover'; worker: string; name: string; token: number; expiresAt: number; ttl: number; since: number }
   | { type: 'resource'; name: string; token: number; count: number; plain: number };
 
 /** One recorded event: its source process, its rank in that process, when, and what. */
