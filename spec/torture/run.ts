@@ -16,14 +16,24 @@ import { parseArgs } from 'node:util';
 import ms from 'ms';
 import mongoose from 'mongoose';
 import { startEngine } from '../../scripts/engine.cjs';
-import { CHECKS, checkHistory, type CheckReport } from './checker';
+import { CHECKS, CLOSE_SLACK, checkHistory, type CheckReport } from './checker';
 import { HistoryWriter, readHistories } from './history';
 import { FaultProxy, type Direction } from './proxy';
 import { seeded, type Random } from './random';
 import type { ResourceDocument, WorkerConfig } from './worker';
 
+/** The fields of a lock document (the library's `LockDocument`, which it does not export) read here. */
+interface LockDocument {
+  _id: string;
+  token: number;
+  leaseId: string | null;
+  owner: string;
+  expiresAt: Date;
+  ttl: number;
+}
+
 /** The faults `--faults` can name. */
-export const FAULTS = ['kill', 'pause', 'proxy', 'restart', 'freeze'] as const;
+export const FAULTS = ['kill', 'pause', 'proxy', 'restart', 'freeze', 'block', 'close-stall'] as const;
 export type Fault = (typeof FAULTS)[number];
 
 export interface TortureOptions {
@@ -40,13 +50,17 @@ export interface TortureOptions {
 }
 
 const USAGE = `usage: npm run torture -- [--duration 30s] [--workers 4] [--names 3]
-         [--faults none|all|kill,pause,proxy,restart,freeze] [--fault-every 4s] [--seed N] [--out DIR] [--json]
+         [--faults none|all|kill,pause,proxy,restart,freeze,block,close-stall] [--fault-every 4s]
+         [--seed N] [--out DIR] [--json]
 
 faults: kill     SIGKILL a worker that holds a lock (a replacement starts)
         pause    SIGSTOP the lock server for 0.5-6 s, then SIGCONT
         proxy    cut, or stall (then deliver late, or cut) connections between workers and the lock server
         restart  SIGKILL the lock server and start it again on the same data directory
-        freeze   freeze a holder's process past its lease; it then writes with its stale token`;
+        freeze   freeze a holder's process past its lease; it then writes with its stale token
+        block    block a holder's event loop past its lease; it then looks at lease.held and writes only if held
+        close-stall  SIGSTOP the lock server, have a worker close its manager meanwhile; close() must
+                 return within commandTimeout + ${CLOSE_SLACK / 1000} s, the worker exit by itself`;
 
 class UsageError extends Error {}
 
@@ -113,6 +127,11 @@ const WORKER = path.join(__dirname, 'worker.ts');
 const ROOT = path.join(__dirname, '..', '..');
 /** How long a worker may take to stop and exit by itself before it counts as hung. */
 const EXIT_GRACE = 60_000;
+/**
+ * The workers' `commandTimeout` (the library's default is 10 s): short, so that the lock server
+ * can stay stalled for longer than a close() may take (the `close-stall` fault) within a short run.
+ */
+const COMMAND_TIMEOUT = 3000;
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis));
 
@@ -120,8 +139,12 @@ interface Worker {
   readonly id: string;
   readonly child: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves with how long its close() took (ms), once it reports it. */
+  readonly closed: Promise<number>;
   holding: number;
   killed: boolean;
+  /** Told to close its manager and exit before the run's end (the `close-stall` fault). */
+  retired: boolean;
   stderr: string;
 }
 
@@ -149,6 +172,11 @@ export async function runTorture(
 
   const admin = await mongoose.createConnection(resourceEngine.uri, { dbName: db }).asPromise();
   const resources = admin.db!.collection<ResourceDocument>('resources');
+  // The lock server itself, not through the proxy (the lock documents' port survives a restart).
+  const lockAdmin = await mongoose
+    .createConnection(`mongodb://127.0.0.1:${engine.port}/?directConnection=true`, { dbName: db })
+    .asPromise();
+  const locks = lockAdmin.db!.collection<LockDocument>('locks');
   await resources.insertMany(names.map((name) => ({ _id: name, token: 0, count: 0, plain: 0 })));
 
   const workers = new Map<string, Worker>();
@@ -166,27 +194,32 @@ export async function runTorture(
       names,
       seed: options.seed + spawned * 7919,
       history: path.join(dir, `${id}.jsonl`),
+      commandTimeout: COMMAND_TIMEOUT,
     };
     const child = fork(WORKER, [JSON.stringify(config)], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
+    let closed: (ms: number) => void = () => {};
     const worker: Worker = {
       id,
       child,
       holding: 0,
       killed: false,
+      retired: false,
       stderr: '',
       exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
+      closed: new Promise((resolve) => (closed = resolve)),
     };
     workers.set(id, worker);
     history.record({ type: 'spawn', worker: id, pid: child.pid ?? -1 });
     child
       .stderr!.setEncoding('utf8')
       .on('data', (text: string) => (worker.stderr = (worker.stderr + text).slice(-4000)));
-    child.on('message', (message: { holding?: number }) => {
+    child.on('message', (message: { holding?: number; closed?: number }) => {
       if (typeof message.holding === 'number') worker.holding = message.holding;
+      if (typeof message.closed === 'number') closed(message.closed);
     });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${id} did not start within 60 s:\n${worker.stderr}`)), 60_000);
@@ -204,9 +237,26 @@ export async function runTorture(
 
   /** A worker that holds a lock now, if any does, else any live worker. */
   function pickHolder(): Worker {
-    const alive = [...workers.values()].filter((w) => !w.killed && w.child.exitCode === null);
+    const alive = [...workers.values()].filter((w) => !w.killed && !w.retired && w.child.exitCode === null);
     const holders = alive.filter((w) => w.holding > 0);
     return random.pick(holders.length > 0 ? holders : alive);
+  }
+
+  /** Starts a worker in place of one that is gone; keeps the contention up, without holding up the faults. */
+  function replace(): void {
+    const replacement = spawnWorker();
+    starting.add(replacement);
+    void replacement.finally(() => starting.delete(replacement)).catch(() => {});
+  }
+
+  /** Waits for a worker that should exit by itself (SIGKILL after EXIT_GRACE), and records how it went. */
+  async function exitOf(worker: Worker): Promise<void> {
+    const timer = setTimeout(() => worker.child.kill('SIGKILL'), EXIT_GRACE);
+    const { code, signal } = await worker.exited;
+    const byItself = signal === null;
+    clearTimeout(timer);
+    history.record({ type: 'worker-exit', worker: worker.id, code, signal, byItself });
+    if (!byItself || code !== 0) log(`${worker.id} exited with ${signal ?? code}:\n${worker.stderr}`);
   }
 
   const injectors: Record<Fault, () => Promise<void>> = {
@@ -217,9 +267,7 @@ export async function runTorture(
       history.record({ type: 'kill', worker: victim.id, pid: victim.child.pid ?? -1 });
       log(`fault: kill -9 ${victim.id} (holding ${victim.holding})`);
       await victim.exited;
-      const replacement = spawnWorker(); // keeps the contention up; its start-up need not hold up the faults
-      starting.add(replacement);
-      void replacement.finally(() => starting.delete(replacement)).catch(() => {});
+      replace();
     },
     async pause() {
       const length = random.int(500, Math.min(6000, 2 * options.faultEvery));
@@ -266,6 +314,41 @@ export async function runTorture(
       victim.child.send('freeze');
       return Promise.resolve();
     },
+    block() {
+      const victim = pickHolder();
+      history.record({ type: 'fault', kind: 'block', detail: victim.id });
+      log(`fault: ${victim.id} blocks its event loop at its next step under a lock`);
+      victim.child.send('block');
+      return Promise.resolve();
+    },
+    async 'close-stall'() {
+      const victim = pickHolder();
+      victim.retired = true;
+      // Long enough that a close() waiting for the server, rather than for commandTimeout, shows.
+      const longest = COMMAND_TIMEOUT + CLOSE_SLACK + 1000;
+      history.record({ type: 'fault', kind: 'close-stall', detail: `${victim.id}, at most ${longest} ms` });
+      engine.pause();
+      victim.child.send('close');
+      const took = await Promise.race([victim.closed, sleep(longest).then(() => undefined)]);
+      engine.resume();
+      const detail = took === undefined ? 'close() still pending' : `close() took ${Math.round(took)} ms`;
+      const end = history.record({ type: 'fault-end', kind: 'close-stall', detail });
+      log(`fault: engine stalled while ${victim.id} closed its manager: ${detail}`);
+      await exitOf(victim);
+      // What it left held on the server: the checker bounds how long that outlives the stall.
+      for (const lock of await locks.find({ owner: victim.id, leaseId: { $ne: null } }).toArray()) {
+        history.record({
+          type: 'leftover',
+          worker: victim.id,
+          name: lock._id,
+          token: lock.token,
+          expiresAt: lock.expiresAt.getTime(),
+          ttl: lock.ttl,
+          since: end.wall,
+        });
+      }
+      replace();
+    },
   };
 
   try {
@@ -297,18 +380,9 @@ export async function runTorture(
     stopRequested = true;
     history.record({ type: 'stopping' });
     log('stopping the workers');
-    const running = [...workers.values()].filter((w) => !w.killed);
+    const running = [...workers.values()].filter((w) => !w.killed && !w.retired);
     for (const worker of running) if (worker.child.connected) worker.child.send('stop');
-    await Promise.all(
-      running.map(async (worker) => {
-        const timer = setTimeout(() => worker.child.kill('SIGKILL'), EXIT_GRACE);
-        const { code, signal } = await worker.exited;
-        const byItself = signal === null;
-        clearTimeout(timer);
-        history.record({ type: 'worker-exit', worker: worker.id, code, signal, byItself });
-        if (!byItself || code !== 0) log(`${worker.id} exited with ${signal ?? code}:\n${worker.stderr}`);
-      }),
-    );
+    await Promise.all(running.map(exitOf));
 
     for (const doc of await resources.find().toArray()) {
       history.record({ type: 'resource', name: doc._id, token: doc.token, count: doc.count, plain: doc.plain });
@@ -317,6 +391,7 @@ export async function runTorture(
     for (const worker of workers.values()) if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
     history.close();
     await admin.close();
+    await lockAdmin.close();
     await proxy?.close();
     await Promise.all([engine.stop(), resourceEngine.stop()]);
     fs.rmSync(dbpath, { recursive: true, force: true });
@@ -357,11 +432,14 @@ export function formatSummary(options: TortureOptions, report: CheckReport, elap
       `${stats.fenced.unknown} unknown; final count ${stats.fenced.final}`,
     `unfenced    ${stats.unfenced.increments} increments, final ${stats.unfenced.final}, ` +
       `${stats.unfenced.lostUpdates} lost updates (${pct(stats.unfenced.lostUpdates, stats.unfenced.increments)} %)`,
-    `faults      ${table(stats.faults)}; holds killed ${stats.killedHolds}, frozen ${stats.frozenHolds}` +
+    `faults      ${table(stats.faults)}; holds killed ${stats.killedHolds}, frozen ${stats.frozenHolds}, ` +
+      `blocked past expiry ${stats.blockedHolds}` +
       (stats.takeover.count > 0
         ? `; killed holders' locks taken over ${stats.takeover.afterKill.join('-')} ms after the kill, ` +
           `${stats.takeover.afterExpiry.join('-')} ms after their expiry`
         : ''),
+    `close()     ${stats.closes.count} returned, slowest ${Math.round(stats.closes.slowest)} ms; ` +
+      `locks left held by closed workers ${stats.closes.leftovers}`,
     `margins     closest local end before server expiry ${Math.round(stats.closestEndBeforeExpiry)} ms; ` +
       `closest handover ${stats.closestHandover.toFixed(1)} ms`,
     `checks      ${CHECKS.map((check) => `${check} ${failed.has(check) ? 'FAILED' : 'ok'}`).join(', ')}`,

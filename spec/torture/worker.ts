@@ -6,10 +6,16 @@
 // The resource lives on a server of its own, as a protected resource would (a storage service,
 // another database): faults injected into the lock server do not touch it.
 //
-// Started by ./run.ts with one JSON argument (WorkerConfig). Over IPC it takes 'stop', and
-// 'freeze': at its next step under a hold, the process freezes (no timers, no I/O: a stand-in for
-// a long GC pause) for longer than the lease, then writes to the fenced resource with its
-// now stale token, as a paused process would, without looking at `lease.signal` first.
+// Started by ./run.ts with one JSON argument (WorkerConfig). Over IPC it takes:
+// - 'stop': finish the current operation, close the manager, exit;
+// - 'freeze': at its next step under a hold, the process freezes (no timers, no I/O: a stand-in
+//   for a long GC pause) for longer than the lease, then writes to the fenced resource with its
+//   now stale token, as a paused process would, without looking at `lease.signal` first;
+// - 'block': at its next step under a hold, the worker blocks its own event loop (a synchronous
+//   busy-wait, as a long computation would) for longer than the lease, then, as careful code
+//   does, looks at `lease.held` and `lease.signal.aborted` and writes only if they say it holds;
+// - 'close': close the manager now, whatever is in flight (run.ts sends it while the lock server
+//   is stalled), report how long close() took, then exit.
 import mongoose from 'mongoose';
 import { LockError, LockErrorCode, LockManager, strategies, type Lease } from 'mongoose-distributed-lock';
 import { HistoryWriter, type AcquireMode, type OpOutcome, type StopWhy } from './history';
@@ -24,6 +30,8 @@ export interface WorkerConfig {
   readonly names: readonly string[];
   readonly seed: number;
   readonly history: string;
+  /** The manager's `commandTimeout`, in ms. */
+  readonly commandTimeout: number;
 }
 
 /** A resource document: `token`/`count` written with a fence, `plain` without one. */
@@ -57,9 +65,14 @@ function crash(error: unknown): void {
 process.on('uncaughtException', crash);
 process.on('unhandledRejection', crash);
 let freezeNext = false;
+let blockNext = false;
+/** Set in main(): closes the manager (once), resolving when it is closed. */
+let closeManager: () => Promise<void> = () => Promise.resolve();
 process.on('message', (message) => {
   if (message === 'stop') stopping.abort();
   if (message === 'freeze') freezeNext = true;
+  if (message === 'block') blockNext = true;
+  if (message === 'close') void closeManager().catch(crash);
 });
 
 /** Records a later server expiry of a held lease (its watchdog read one back after a renewal). */
@@ -110,7 +123,12 @@ async function main(): Promise<void> {
   const connection = await mongoose.createConnection(config.uri, { dbName: config.db }).asPromise();
   const resourceConnection = await mongoose.createConnection(config.resourceUri, { dbName: config.db }).asPromise();
   const resources = resourceConnection.db!.collection<ResourceDocument>('resources');
-  const manager = new LockManager({ connection, owner: config.id, poll: 100 });
+  const manager = new LockManager({
+    connection,
+    owner: config.id,
+    poll: 100,
+    commandTimeout: config.commandTimeout,
+  });
 
   manager.on('error', (error) => {
     const kind = error instanceof LockError ? error.code : error.name;
@@ -149,7 +167,7 @@ async function main(): Promise<void> {
 
   /** A write to the fenced resource: accepted only if no larger token has been written. */
   async function fencedWrite(lease: Lease, token: number, { stale = false } = {}): Promise<void> {
-    if (lease.signal.aborted && !stale) return;
+    if ((lease.signal.aborted || stopping.signal.aborted) && !stale) return;
     history.record({ type: 'fence', name: lease.name, token, phase: 'begin' });
     try {
       const { matchedCount } = await resources.updateOne(
@@ -165,11 +183,12 @@ async function main(): Promise<void> {
 
   /** Read, then write back plus one, with no fence: exact only if nobody else wrote in between. */
   async function unprotectedIncrement(lease: Lease, token: number): Promise<void> {
-    if (lease.signal.aborted) return;
+    if (lease.signal.aborted || stopping.signal.aborted) return;
     history.record({ type: 'inc', name: lease.name, token, phase: 'begin' });
     try {
       const doc = await resources.findOne({ _id: lease.name }, { timeoutMS: WRITE.timeoutMS });
-      if (lease.signal.aborted) return void history.record({ type: 'inc', name: lease.name, token, phase: 'skipped' });
+      if (lease.signal.aborted || stopping.signal.aborted)
+        return void history.record({ type: 'inc', name: lease.name, token, phase: 'skipped' });
       await resources.updateOne({ _id: lease.name }, { $set: { plain: doc!.plain + 1 } }, WRITE);
       history.record({ type: 'inc', name: lease.name, token, phase: 'done' });
     } catch {
@@ -177,11 +196,35 @@ async function main(): Promise<void> {
     }
   }
 
+  /** The writes in flight under a hold, if any: closing waits for them before it records the holds' end. */
+  let writing: Promise<void> = Promise.resolve();
+  async function writeBoth(lease: Lease, token: number): Promise<void> {
+    await (writing = (async () => {
+      await fencedWrite(lease, token);
+      await unprotectedIncrement(lease, token);
+    })());
+  }
+
   /** Works under the hold until `ms` have passed, the hold ends, or the worker stops. */
   async function work(lease: Lease, ms: number): Promise<void> {
     const token = lease.token!;
     const until = performance.now() + ms;
     while (!lease.signal.aborted && !stopping.signal.aborted && performance.now() < until) {
+      if (blockNext) {
+        blockNext = false;
+        sampleExpiry(lease);
+        const ms = lease.ttl + 1000;
+        history.record({ type: 'block', name: lease.name, token, ms, expiresAt: lease.expiresAt!.getTime() });
+        const end = performance.now() + ms;
+        while (performance.now() < end); // the event loop is stuck here: no timer, no I/O callback runs
+        // Careful code looks before it writes; the library must not say "held" past the lease's expiry.
+        const stillHeld = lease.held;
+        const aborted = lease.signal.aborted;
+        history.record({ type: 'block-end', name: lease.name, token, held: stillHeld, aborted });
+        if (!stillHeld || aborted) return;
+        await writeBoth(lease, token);
+        continue;
+      }
       if (freezeNext) {
         freezeNext = false;
         const ms = lease.ttl + 1000;
@@ -191,8 +234,7 @@ async function main(): Promise<void> {
         return; // and then finds its lease lost
       }
       sampleExpiry(lease);
-      await fencedWrite(lease, token);
-      await unprotectedIncrement(lease, token);
+      await writeBoth(lease, token);
       await sleep(random.int(5, 80), lease.signal);
     }
   }
@@ -286,11 +328,25 @@ async function main(): Promise<void> {
     await finish(lease, token);
   }
 
+  let closing: Promise<void> | undefined;
+  /** Stops working (no new write starts; the one in flight ends), then closes the manager and times it. */
+  closeManager = () =>
+    (closing ??= (async () => {
+      stopping.abort();
+      await writing;
+      for (const lease of held.keys()) if (lease.held) stop(lease, 'close');
+      history.record({ type: 'close', commandTimeout: config.commandTimeout });
+      const before = performance.now();
+      await manager.close();
+      const ms = performance.now() - before;
+      history.record({ type: 'closed', ms });
+      process.send?.({ closed: ms });
+    })());
+
   process.send?.({ ready: true });
   for (let op = 1; !stopping.signal.aborted; op++) await operation(op);
 
-  for (const lease of held.keys()) if (lease.held) stop(lease, 'close');
-  await manager.close();
+  await closeManager();
   clearInterval(sampler);
   await connection.close();
   await resourceConnection.close();
