@@ -43,7 +43,15 @@ export interface Target {
 /** What the command line asks for. */
 export type Invocation =
   | { readonly command: 'help'; readonly topic: Subcommand | undefined }
-  | { readonly command: 'ls'; readonly target: Target }
+  | { readonly command: 'version' }
+  | {
+      readonly command: 'ls';
+      readonly target: Target;
+      /** Only the locks whose names match this glob (`*`: any characters; nothing else is special). */
+      readonly pattern: string | undefined;
+      /** Only the locks held now. */
+      readonly held: boolean;
+    }
   | { readonly command: 'inspect' | 'release'; readonly target: Target; readonly name: string }
   | {
       readonly command: 'run';
@@ -54,6 +62,7 @@ export type Invocation =
       /** Milliseconds to wait for a busy lock (`Infinity`: forever); `undefined`: one attempt. */
       readonly wait: number | undefined;
       readonly tokenEnv: string;
+      /** Milliseconds between SIGTERM and SIGKILL after a loss, as given (`run` bounds it by the lease's margin). */
       readonly grace: number;
       readonly owner: string | undefined;
       /** Say on stderr when the lock is busy and mdlock waits, when it is taken, and when it is released. */
@@ -72,6 +81,8 @@ const OPTIONS = {
   json: { type: 'boolean' },
   'connect-timeout': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+  held: { type: 'boolean' },
   ttl: { type: 'string' },
   heartbeat: { type: 'string' },
   wait: { type: 'string' },
@@ -86,14 +97,14 @@ const OPTIONS = {
 const COMMON = ['uri', 'collection', 'connect-timeout', 'help'];
 const ALLOWED: Record<Subcommand, readonly string[]> = {
   run: [...COMMON, 'ttl', 'heartbeat', 'wait', 'token-env', 'grace', 'owner', 'verbose', 'quiet'],
-  ls: [...COMMON, 'json'],
+  ls: [...COMMON, 'json', 'held'],
   inspect: [...COMMON, 'json'],
   release: [...COMMON, 'json', 'force'],
 };
 
 const SYNOPSIS: Record<Subcommand, string> = {
   run: 'mdlock run <name> [--ttl 30s] [--wait 10s|forever] [--token-env MDLOCK_TOKEN] [--grace 10s] -- <command...>',
-  ls: 'mdlock ls [--json]',
+  ls: "mdlock ls ['<pattern>'] [--held] [--json]",
   inspect: 'mdlock inspect <name> [--json]',
   release: 'mdlock release --force <name> [--json]',
 };
@@ -101,7 +112,8 @@ const SYNOPSIS: Record<Subcommand, string> = {
 /** `mdlock --help`, or the help of one subcommand. */
 export function usage(topic?: Subcommand): string {
   const common = `Connection (every command):
-  --uri <uri>               MongoDB connection string (default: $MONGODB_URI); the database is the URI's
+  --uri <uri>               MongoDB connection string (default: $MONGODB_URI); it must name the
+                            database, as in mongodb://host:27017/app (a URI without one is refused)
   --collection <name>       the lock collection (default: locks)
   --connect-timeout <time>  longest wait for MongoDB, when connecting and for each command (default: 10s)`;
   const run = `mdlock run: runs a command while holding the lock <name>, renewing it as long as the command runs.
@@ -109,26 +121,37 @@ export function usage(topic?: Subcommand): string {
   --heartbeat <time>    how often the lock is renewed (default: ttl / 3)
   --wait <time|forever> how long to wait for a busy lock (default: no wait, a single attempt)
   --token-env <VAR>     environment variable that gives the command the fencing token (default: MDLOCK_TOKEN)
-  --grace <time>        if the lock is lost: time between SIGTERM and SIGKILL to the command (default: 10s)
-  --owner <text>        who holds the lock, as ls shows it (default: hostname:pid)
+  --grace <time>        if the lock is lost, or mdlock killed: time between SIGTERM and SIGKILL to the
+                        command (default: 10s), at most ttl / 10 (3s at the default ttl), what the lease
+                        has left on the server after mdlock counts it lost
+  --owner <text>        who holds the lock, as ls shows it, taken literally (default: hostname:pid)
   -v, --verbose         say on stderr when mdlock waits for the lock, takes it, and releases it
   -q, --quiet           say nothing when the lock is busy (exit code 75 says it): for crontabs
 The command runs in a process group of its own; signals sent to mdlock (INT, TERM, HUP, QUIT, USR1,
-USR2) are passed on to it. The lock is released when the command exits, however it exits.
+USR2) are passed on to it. The lock is released when the command exits, however it exits; a signal
+that comes during the release waits for it. If mdlock is killed (SIGKILL), the command's group gets
+SIGTERM, then SIGKILL after the grace, from a watcher process.
 Exit code: the command's (128 + n if it died of signal n); 75 if the lock was busy; 70 if the lock
 was lost and the command stopped; 127/126 if the command was not found/not executable.`;
+  const ls = `mdlock ls: lists the locks, or those whose names match <pattern>: a glob where * stands for any
+characters and every other character for itself (quote it: 'job:*').
+  --held                only the locks held now`;
   if (topic === 'run') return `usage: ${SYNOPSIS.run}\n\n${run}\n\n${common}\n`;
+  if (topic === 'ls') return `usage: ${SYNOPSIS.ls}\n\n${ls}\n\n${common}\n`;
   if (topic) return `usage: ${SYNOPSIS[topic]}\n\n${common}\n`;
   return `mdlock: distributed locks on MongoDB, from the shell
 
 usage:
   ${Object.values(SYNOPSIS).join('\n  ')}
+  mdlock --version
 
   ls        lists the locks: name, owner, fencing token, held or free, time left
   inspect   shows one lock
   release   frees a lock whoever holds it (its holder sees the lock lost)
 
 ${run}
+
+${ls}
 
 ${common}
   --json                    machine-readable output (ls, inspect, release)
@@ -172,6 +195,7 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
     throw parseError(error);
   }
   const { values, tokens } = parsed;
+  if (values.version) return { command: 'version' };
   const terminator = tokens.find((t) => t.kind === 'option-terminator')?.index ?? Infinity;
   const words = tokens.flatMap((t) => (t.kind === 'positional' ? [t] : []));
   const positionals = words.filter((t) => t.index < terminator).map((t) => t.value);
@@ -204,8 +228,10 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
   };
 
   if (topic === 'ls') {
-    if (rest.length > 0) throw usageError(`unexpected argument "${rest[0]}"`, topic);
-    return { command: 'ls', target };
+    const [pattern, ...others] = rest;
+    if (others.length > 0) throw usageError(`unexpected argument "${others[0]}": ls takes one pattern`, topic);
+    if (pattern === '') throw usageError('the pattern must not be empty', topic);
+    return { command: 'ls', target, pattern, held: values.held ?? false };
   }
   const [name, ...extra] = rest;
   if (name === undefined) throw usageError('missing the lock name', topic);
@@ -255,6 +281,19 @@ function waitOption(value: string): number {
   } catch {
     throw usageError(`--wait must be a duration such as 10s, or "forever", received "${value}"`, 'run');
   }
+}
+
+/**
+ * A test for lock names matching a glob: `*` stands for any characters (none included); every
+ * other character, regular-expression syntax included, stands for itself.
+ */
+export function globMatcher(pattern: string): (name: string) => boolean {
+  const source = pattern
+    .split('*')
+    .map((part) => part.replace(/[\\^$.|?+()[\]{}]/g, '\\$&'))
+    .join('.*');
+  const regexp = new RegExp(`^${source}$`, 's');
+  return (name) => regexp.test(name);
 }
 
 function subcommand(word: string): Subcommand {

@@ -4,6 +4,7 @@ import { LockManager } from '../manager.js';
 import { CliError, ExitCode, parseInvocation, usage, type Invocation, type Target } from './args.js';
 import { inspectLock, listLocks, releaseLock } from './report.js';
 import { runCommand } from './run.js';
+import { checkUri, redact } from './uri.js';
 
 /** Where `mdlock` reads and writes: the real process's, or a test's. */
 export interface Io {
@@ -12,6 +13,8 @@ export interface Io {
   stderr(text: string): void;
   /** True when stdout is a terminal (colours are then used unless NO_COLOR is set). */
   readonly tty: boolean;
+  /** The package's version, for `mdlock --version`. */
+  version(): string;
 }
 
 /** Races `work` against a timer; the timer never keeps the process alive. */
@@ -23,11 +26,6 @@ export function bounded<T>(work: Promise<T>, ms: number, onTimeout: () => Error)
   });
   work.catch(() => {}); // a late failure after the timeout is nobody's to handle
   return Promise.race([work, expired]).finally(() => clearTimeout(timer));
-}
-
-/** The URI with any password hidden, for messages. */
-function redact(uri: string): string {
-  return uri.replace(/^([a-z+]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
 }
 
 /** Opens a connection, or fails within the timeout with a one-line reason: never hangs. */
@@ -75,7 +73,7 @@ function failure(error: unknown): { message: string; code: number } {
 }
 
 async function dispatch(
-  invocation: Exclude<Invocation, { command: 'help' }>,
+  invocation: Exclude<Invocation, { command: 'help' | 'version' }>,
   connection: Connection,
   io: Io,
 ): Promise<number> {
@@ -83,7 +81,7 @@ async function dispatch(
   if (invocation.command === 'run') return runCommand(invocation, connection, io);
   const manager = new LockManager({ connection, collection, commandTimeout: timeout });
   try {
-    if (invocation.command === 'ls') return await listLocks(manager, connection, invocation.target, io);
+    if (invocation.command === 'ls') return await listLocks(manager, connection, invocation, io);
     if (invocation.command === 'inspect')
       return await inspectLock(manager, connection, invocation.name, invocation.target, io);
     return await releaseLock(manager, invocation.name, invocation.target, io);
@@ -104,9 +102,15 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       io.stdout(usage(invocation.topic));
       return ExitCode.Ok;
     }
+    if (invocation.command === 'version') {
+      io.stdout(`${io.version()}\n`);
+      return ExitCode.Ok;
+    }
+    checkUri(invocation.target.uri);
   } catch (error) {
-    io.stderr(`mdlock: ${failure(error).message}\n`);
-    return ExitCode.Usage;
+    const { message, code } = failure(error); // a CliError: usage (64), or --version's package.json unreadable (1)
+    io.stderr(`mdlock: ${message}\n`);
+    return code;
   }
   let connection: Connection | undefined;
   try {

@@ -2,7 +2,7 @@ import { styleText } from 'node:util';
 import type { Connection } from 'mongoose';
 import type { LockManager } from '../manager.js';
 import type { LockInfo } from '../store.js';
-import { CliError, ExitCode, type Target } from './args.js';
+import { CliError, ExitCode, globMatcher, type Invocation, type Target } from './args.js';
 import type { Io } from './program.js';
 
 /** A lock as `--json` prints it. */
@@ -63,9 +63,17 @@ function json(io: Io, value: unknown): void {
   io.stdout(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** `mdlock ls`: a table of every lock (or a JSON array). */
-export async function listLocks(manager: LockManager, connection: Connection, target: Target, io: Io): Promise<number> {
-  const locks = await manager.list();
+/** `mdlock ls`: a table of the locks (or a JSON array), those matching the pattern, held ones only with `--held`. */
+export async function listLocks(
+  manager: LockManager,
+  connection: Connection,
+  invocation: Extract<Invocation, { command: 'ls' }>,
+  io: Io,
+): Promise<number> {
+  const { target, pattern, held } = invocation;
+  const matches = pattern === undefined ? () => true : globMatcher(pattern);
+  // Filtered here, over every lock: the collection holds one small document per lock name.
+  const locks = (await manager.list()).filter((info) => matches(info.name) && (!held || info.held));
   const now = locks.length > 0 ? await serverNow(connection, target.collection) : Date.now();
   const rows = locks.map((info) => row(info, now));
   if (target.json) {
@@ -73,7 +81,8 @@ export async function listLocks(manager: LockManager, connection: Connection, ta
     return ExitCode.Ok;
   }
   if (rows.length === 0) {
-    io.stdout(`no locks in collection "${target.collection}"\n`);
+    const which = `${held ? 'held ' : ''}locks${pattern === undefined ? '' : ` matching "${pattern}"`}`;
+    io.stdout(`no ${which} in collection "${target.collection}"\n`);
     return ExitCode.Ok;
   }
   const table = [

@@ -11,6 +11,67 @@ import { formatDuration } from './report.js';
 
 type RunInvocation = Extract<Invocation, { command: 'run' }>;
 
+/**
+ * The lease's safety margin (the manager's `margin`): it counts as lost this fraction of the ttl
+ * before it could expire on the server. It bounds `--grace`, so that a command stopped after a
+ * loss is gone before the server could give the lock to anyone else.
+ */
+const MARGIN = 0.1;
+
+/** How long a command stopped after a loss (or after mdlock was killed) gets between SIGTERM and SIGKILL. */
+export function boundedGrace(grace: number, ttl: number): number {
+  return Math.min(grace, ttl * MARGIN);
+}
+
+/**
+ * The watcher, a separate small process (`node -e`, in a session of its own so that no signal to
+ * mdlock's process group reaches it): it reads a pipe from mdlock, and if the pipe closes while
+ * mdlock has said nothing (mdlock died, even of SIGKILL), it sends SIGTERM to the command's
+ * process group, then SIGKILL once the group is gone or the grace is over. mdlock disarms it
+ * (writes to the pipe) and kills it once the command has exited. Arguments: pgid, grace in ms.
+ */
+const WATCHER = `
+const group = -Number(process.argv[1]);
+const grace = Number(process.argv[2]);
+const send = (signal) => { try { process.kill(group, signal); return true; } catch { return false; } };
+let disarmed = false;
+let stopping = false;
+const stop = () => {
+  if (disarmed || stopping) return process.exit(0);
+  stopping = true;
+  send('SIGTERM');
+  const deadline = Date.now() + grace;
+  setInterval(() => {
+    if (!send(0) || Date.now() >= deadline) { send('SIGKILL'); process.exit(0); }
+  }, 50);
+};
+process.stdin.on('data', () => { disarmed = true; });
+process.stdin.on('end', stop);
+process.stdin.on('error', stop);
+`;
+
+/** Starts the watcher of the command's group; returns how to disarm it. */
+function watch(child: ChildProcess, grace: number): () => void {
+  let watcher: ChildProcess;
+  try {
+    watcher = spawn(process.execPath, ['-e', WATCHER, String(child.pid), String(Math.round(grace))], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+      detached: true,
+      env: {},
+    });
+  } catch {
+    return () => {}; // mdlock still stops the command itself on every way out it lives through
+  }
+  watcher.on('error', () => {});
+  watcher.stdin!.on('error', () => {});
+  watcher.unref();
+  (watcher.stdin as unknown as { unref?(): void }).unref?.();
+  return () => {
+    watcher.stdin!.end('done'); // read before the end of the pipe: the watcher then stands down
+    watcher.kill('SIGKILL');
+  };
+}
+
 /** Signals passed on to the command; SIGKILL and SIGSTOP cannot be caught. */
 const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
@@ -91,13 +152,15 @@ function execute(child: ChildProcess): Promise<{ code: number | null; signal: No
  * through; if mdlock itself is killed with SIGKILL, the lock expires after its ttl.
  */
 export async function runCommand(invocation: RunInvocation, connection: Connection, io: Io): Promise<number> {
-  const { name, ttl, heartbeat, owner, target, grace } = invocation;
+  const { name, ttl, heartbeat, owner, target } = invocation;
+  const grace = boundedGrace(invocation.grace, ttl);
   const manager = new LockManager({
     connection,
     collection: target.collection,
     ttl,
     heartbeat,
     owner,
+    margin: MARGIN,
     commandTimeout: target.timeout,
   });
   const warned = new Set<string>();
@@ -110,11 +173,15 @@ export async function runCommand(invocation: RunInvocation, connection: Connecti
 
   const interrupt = new AbortController();
   let child: ChildProcess | undefined;
+  let releasing = false;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (child) signalGroup(child, signal);
+    // During the release the handler stays: a signal then must not abandon it halfway.
+    if (releasing) io.stderr(`mdlock: ${signal}: releasing "${name}" first\n`);
+    else if (child) signalGroup(child, signal);
     else interrupt.abort(signal);
   };
   for (const signal of FORWARDED) process.on(signal, onSignal);
+  let disarm = () => {};
   try {
     const lease = await take(manager, invocation, interrupt.signal, io);
     if (typeof lease === 'string') return signalExit(lease);
@@ -128,12 +195,15 @@ export async function runCommand(invocation: RunInvocation, connection: Connecti
     const [file, ...args] = invocation.argv;
     const env = { ...io.env, [invocation.tokenEnv]: String(lease.token) };
     child = spawn(file!, args, { stdio: 'inherit', env, detached: true });
+    if (child.pid !== undefined) disarm = watch(child, grace);
     let lost: LeaseLostError | undefined;
     let graceOver: Promise<void> | undefined;
     const running = child;
     const onLost = (error: LeaseLostError) => {
       lost = error;
-      io.stderr(`mdlock: lost the lock "${name}" (${error.reason}): stopping the command\n`);
+      io.stderr(
+        `mdlock: lost the lock "${name}" (${error.reason}): stopping the command (SIGKILL after ${formatDuration(grace)})\n`,
+      );
       signalGroup(running, 'SIGTERM');
       graceOver = stopGroup(running, grace);
     };
@@ -151,9 +221,14 @@ export async function runCommand(invocation: RunInvocation, connection: Connecti
     }
     return outcome.code ?? signalExit(outcome.signal!);
   } finally {
-    for (const signal of FORWARDED) process.off(signal, onSignal);
-    const releasing = manager.heldLeases.length > 0;
-    await manager.close(); // releases the lease if it is still held
+    disarm();
+    releasing = manager.heldLeases.length > 0;
+    if (releasing && invocation.verbose) io.stderr(`mdlock: releasing "${name}"\n`);
+    try {
+      await manager.close(); // releases the lease if it is still held
+    } finally {
+      for (const signal of FORWARDED) process.off(signal, onSignal);
+    }
     if (releasing && invocation.verbose) io.stderr(`mdlock: released "${name}"\n`);
   }
 }

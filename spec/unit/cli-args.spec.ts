@@ -1,6 +1,8 @@
 // The mdlock command line, read without connecting: every subcommand, defaults, and bad input.
-import { CliError, ExitCode, parseInvocation, usage } from '../../lib/cli/args';
+import { CliError, ExitCode, globMatcher, parseInvocation, usage } from '../../lib/cli/args';
 import { formatDuration } from '../../lib/cli/report';
+import { boundedGrace } from '../../lib/cli/run';
+import { checkUri } from '../../lib/cli/uri';
 
 const env = { MONGODB_URI: 'mongodb://db.example/app' };
 
@@ -49,7 +51,12 @@ test('run: defaults, every option, and the command after --', () => {
 });
 
 test('ls, inspect, release and help', () => {
-  expect(parseInvocation(['ls', '--json'], env)).toMatchObject({ command: 'ls', target: { json: true } });
+  expect(parseInvocation(['ls', '--json'], env)).toMatchObject({
+    command: 'ls',
+    target: { json: true },
+    pattern: undefined,
+    held: false,
+  });
   expect(parseInvocation(['inspect', 'job'], env)).toMatchObject({ command: 'inspect', name: 'job' });
   expect(parseInvocation(['release', '--force', 'job'], env)).toMatchObject({ command: 'release', name: 'job' });
   expect(parseInvocation(['--help'], {})).toEqual({ command: 'help', topic: undefined });
@@ -81,7 +88,9 @@ test('bad input: a one-line usage error naming what was wrong', () => {
   fails(['run', 'job', '--owner', '', '--', 'true'], /^--owner must not be empty/);
   fails(['inspect'], /^missing the lock name/);
   fails(['inspect', 'a', 'b'], /^unexpected argument "b"/);
-  fails(['ls', 'extra'], /^unexpected argument "extra"/);
+  fails(['ls', 'a*', 'extra'], /^unexpected argument "extra": ls takes one pattern/);
+  fails(['ls', ''], /^the pattern must not be empty/);
+  fails(['run', 'job', '--held', '--', 'true'], /^option --held is not an option of mdlock run/);
   fails(['ls', '--', 'true'], /^mdlock ls runs no command/);
   fails(['release', 'job'], /^release frees the lock whoever holds it: add --force to confirm/);
   fails(['inspect', 'x'.repeat(600)], /^lock name must be at most 512 bytes long/);
@@ -97,4 +106,73 @@ test('durations read well in a table', () => {
     '2h 3m',
     '1d 1h',
   ]);
+});
+
+test('--version, with or without a command, asks for the version and needs no URI', () => {
+  expect(parseInvocation(['--version'], {})).toEqual({ command: 'version' });
+  expect(parseInvocation(['-V'], {})).toEqual({ command: 'version' });
+  expect(parseInvocation(['ls', '--version'], {})).toEqual({ command: 'version' });
+  expect(usage()).toContain('mdlock --version');
+});
+
+test('ls filters: a glob pattern and --held', () => {
+  expect(parseInvocation(['ls', 'job:*', '--held'], env)).toMatchObject({
+    command: 'ls',
+    pattern: 'job:*',
+    held: true,
+  });
+  expect(parseInvocation(['ls', '--held'], env)).toMatchObject({ pattern: undefined, held: true });
+  expect(usage('ls')).toMatch(/^usage: mdlock ls \['<pattern>'\] \[--held\] \[--json\]\n[\s\S]*--held/);
+
+  const names = ['job:a', 'job:b:1', 'job:', 'jobs', 'x-job:a', 'a.b', 'aXb', 'a+b', '(x)', '[y]', 'line\nbreak'];
+  const pick = (pattern: string) => names.filter(globMatcher(pattern));
+  expect(pick('job:*')).toEqual(['job:a', 'job:b:1', 'job:']);
+  expect(pick('job:a')).toEqual(['job:a']); // no star: the exact name
+  expect(pick('*:a')).toEqual(['job:a', 'x-job:a']);
+  expect(pick('*:b*')).toEqual(['job:b:1']);
+  expect(pick('line*')).toEqual(['line\nbreak']);
+  // Regular-expression syntax stands for itself.
+  expect(pick('a.b')).toEqual(['a.b']);
+  expect(pick('a+*')).toEqual(['a+b']);
+  expect(pick('(*')).toEqual(['(x)']);
+  expect(pick('[y]')).toEqual(['[y]']);
+  expect(pick('*')).toEqual(names);
+});
+
+test('--grace is bounded by the lease safety margin, ttl / 10', () => {
+  expect(boundedGrace(10_000, 30_000)).toBe(3000); // the defaults: 3 s, not 10 s
+  expect(boundedGrace(1000, 30_000)).toBe(1000);
+  expect(boundedGrace(60_000, 300_000)).toBe(30_000);
+  expect(usage('run')).toMatch(/--grace <time>[\s\S]*at most ttl \/ 10/);
+});
+
+test('URIs are checked before connecting: the database the locks are in, or a one-line usage error', () => {
+  expect(checkUri('mongodb://db.example:27017/app')).toBe('app');
+  expect(checkUri('mongodb://ops:pw@db1,db2:27018/app?replicaSet=rs0')).toBe('app');
+  expect(checkUri('mongodb://[::1]:27017/app')).toBe('app');
+  expect(checkUri('mongodb+srv://cluster0.example.net/app?retryWrites=true')).toBe('app');
+  expect(checkUri('mongodb://%2Ftmp%2Fmongodb-27017.sock/app')).toBe('app');
+  const refused = (uri: string, message: RegExp) => {
+    let error: unknown;
+    try {
+      checkUri(uri);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(CliError);
+    expect(error).toMatchObject({ exitCode: ExitCode.Usage, message: expect.stringMatching(message) });
+    expect((error as Error).message).not.toContain('\n');
+  };
+  refused('mongodb://bad uri', /^invalid MongoDB URI "mongodb:\/\/bad uri": "bad uri" is not a host name$/);
+  refused('mongodb://db,/app', /: a host name is empty$/);
+  refused('postgres://db/x', /^invalid MongoDB URI "postgres:\/\/db\/x": Invalid scheme/);
+  refused('mongodb://db:99999/app', /^invalid MongoDB URI "mongodb:\/\/db:99999\/app": /);
+  refused('mongodb://db/app?frob=1', /: option frob is not supported$/);
+  refused('mongodb://ops:s3cret@db/app?frob=1', /^invalid MongoDB URI "mongodb:\/\/ops:\*\*\*@db\/app\?frob=1"/);
+  for (const uri of ['mongodb://db', 'mongodb://db/', 'mongodb://db/?replicaSet=rs0', 'mongodb+srv://c.example.net/']) {
+    refused(uri, /: it names no database: add one, as in mongodb:\/\/host:27017\/app/);
+  }
+  refused('mongodb://db/my.app', /: "my\.app" is not a database name/);
+  refused('mongodb://db/my%20app', /: "my app" is not a database name/);
+  refused(`mongodb://db/${'d'.repeat(64)}`, /is not a database name \(at most 63 bytes/);
 });
