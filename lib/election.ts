@@ -64,6 +64,8 @@ export interface ElectionContext {
 interface Duty {
   readonly fn: (signal: AbortSignal) => unknown;
   last: Promise<void>;
+  /** The term it last ran for: a run per term, however it was registered. */
+  term: AbortSignal | undefined;
 }
 
 /**
@@ -121,9 +123,13 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.#loop = this.#campaign();
   }
 
-  /** True while this process leads (as far as it can tell: see `leader.signal`). */
+  /**
+   * True while this process leads, as far as it can tell: like `lease.held`, reading it compares
+   * with the lease's local deadline, so after the event loop was blocked past it, it is false at
+   * the first look (and `revoked` is emitted with `'lost'`).
+   */
   get isLeader(): boolean {
-    return this.#leading !== undefined;
+    return this.#leading?.held === true;
   }
 
   /**
@@ -132,7 +138,7 @@ export class Election extends EventEmitter<ElectionEvents> {
    * with `resign()`, not `lease.release()`.
    */
   get leader(): Lease | undefined {
-    return this.#leading;
+    return this.#leading?.held === true ? this.#leading : undefined;
   }
 
   /** True once `close()` has been called or the manager has closed. */
@@ -184,7 +190,7 @@ export class Election extends EventEmitter<ElectionEvents> {
    */
   leading(fn: (signal: AbortSignal) => unknown): () => void {
     if (typeof fn !== 'function') throw invalidType('leading(fn): fn', 'a function', fn);
-    const duty: Duty = { fn, last: Promise.resolve() };
+    const duty: Duty = { fn, last: Promise.resolve(), term: undefined };
     this.#duties.add(duty);
     if (this.#leading) this.#perform(duty, this.#leading.signal);
     return () => void this.#duties.delete(duty);
@@ -276,6 +282,8 @@ export class Election extends EventEmitter<ElectionEvents> {
   }
 
   #perform(duty: Duty, signal: AbortSignal): void {
+    if (duty.term === signal) return; // registered during this term's `elected`: it runs once
+    duty.term = signal;
     const run = duty.last
       .then(async () => {
         if (!signal.aborted) await duty.fn(signal);

@@ -57,6 +57,8 @@ LockTimeoutError.prototype.name = 'LockTimeoutError';
 export type LostReason =
   /** Another holder has the lock now (it expired and was taken, or was taken by force). */
   | 'taken'
+  /** Nobody holds the lock: it was freed by someone else (`forceRelease()`, `mdlock release --force`). */
+  | 'freed'
   /** The lock document is gone. */
   | 'deleted'
   /** No renewal landed before the local deadline, or the server says the lease expired. */
@@ -64,12 +66,9 @@ export type LostReason =
 
 /**
  * A held lease stopped being ours (code `lost`): the payload of the `lost` event and the
- * reason of the aborted `lease.signal`. Like every event payload it carries the lock's `name`
- * (which therefore replaces the usual class name in `error.name`; test with `instanceof` or `code`).
+ * reason of the aborted `lease.signal`. `error.lock` is the lock's name.
  */
 export class LeaseLostError extends LockError {
-  /** The lock's name (as in every event payload). */
-  override readonly name: string;
   /** The lock's name, as on {@link LockTimeoutError}. */
   readonly lock: string;
   /** The fencing token of the hold that was lost. */
@@ -77,14 +76,14 @@ export class LeaseLostError extends LockError {
   /** Why it was lost. */
   readonly reason: LostReason;
 
-  constructor(name: string, token: number, reason: LostReason, message: string) {
-    super(LockErrorCode.Lost, message);
-    this.name = name;
-    this.lock = name;
+  constructor(lock: string, token: number, reason: LostReason, message: string, options?: { cause?: unknown }) {
+    super(LockErrorCode.Lost, message, options);
+    this.lock = lock;
     this.token = token;
     this.reason = reason;
   }
 }
+LeaseLostError.prototype.name = 'LeaseLostError';
 
 /**
  * A call that does not fit the lease's or manager's state (codes `already_acquired`,

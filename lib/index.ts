@@ -15,6 +15,7 @@ export {
 } from './election.js';
 export {
   Lease,
+  type HeldLease,
   type AcquireOptions,
   type AcquiredEvent,
   type ReleasedEvent,

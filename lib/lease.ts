@@ -66,6 +66,12 @@ export interface LeaseEvents {
   lost: (error: LeaseLostError) => void;
 }
 
+/**
+ * A lease that holds its lock: what `manager.acquire()` resolves and what `withLock` passes to its
+ * function. Its `token` and `expiresAt` are always defined (they stay the hold's once it ends).
+ */
+export type HeldLease = Lease & { readonly token: number; readonly expiresAt: Date };
+
 /** What a lease needs from its manager. @internal */
 export interface LeaseContext {
   readonly settings: ManagerSettings;
@@ -88,11 +94,13 @@ export interface LeaseContext {
   freed(name: string, contended: boolean): Promise<void>;
 }
 
-/** A wait's plan, checked before any await. */
-interface WaitPlan {
+/** A wait's plan, checked before any await. @internal */
+export interface WaitPlan {
   readonly strategy: PollStrategy | undefined;
   readonly signal: AbortSignal | undefined;
   readonly force: boolean;
+  /** The contender will sleep and try again if the lock is busy (not `wait: 0`, not one attempt). */
+  readonly waits: boolean;
 }
 
 /** Leave a little slack after an observed expiry: the server takes the lock when expiresAt <= $$NOW. */
@@ -112,12 +120,13 @@ function checkSignal(signal: unknown, what: string): AbortSignal | undefined {
 export function waitPlan(input: AcquireOptions | undefined, poll: number, what = 'acquire options'): WaitPlan {
   const options = checkObject(input, what);
   const signal = checkSignal(options.signal, `${what}.signal`);
+  const plan = { signal, force: false };
   if (options.strategy !== undefined)
-    return { strategy: checkStrategy(options.strategy, `${what}.strategy`), signal, force: false };
-  if (options.wait === undefined) return { strategy: undefined, signal, force: false };
-  if (options.wait === Infinity) return { strategy: strategies.infinite({ interval: poll }), signal, force: false };
+    return { ...plan, strategy: checkStrategy(options.strategy, `${what}.strategy`), waits: true };
+  if (options.wait === undefined) return { ...plan, strategy: undefined, waits: false };
+  if (options.wait === Infinity) return { ...plan, strategy: strategies.infinite({ interval: poll }), waits: true };
   const within = parseDuration(options.wait, `${what}.wait`, { allowZero: true, max: Number.MAX_SAFE_INTEGER });
-  return { strategy: strategies.bounded({ interval: poll, within }), signal, force: false };
+  return { ...plan, strategy: strategies.bounded({ interval: poll, within }), waits: within > 0 };
 }
 
 /** The reason a hold's signal carries when `release()` ended it. */
@@ -125,32 +134,86 @@ function releasedReason(name: string): LockError {
   return new LockError(LockErrorCode.Released, `lease "${name}" was released`);
 }
 
-const notHeldSignal = AbortSignal.abort(
+const notHeldSignal: AbortSignal = AbortSignal.abort(
   new LockStateError(LockErrorCode.NotAcquired, 'this lease does not hold its lock'),
 );
 
-/** One hold of a lease: what the watchdog watches, and the AbortSignal of that hold. */
+/** What a {@link Hold} is made of. */
+interface HoldInit {
+  readonly name: string;
+  readonly leaseId: string;
+  readonly timing: LeaseTiming;
+  readonly token: number;
+  readonly owner: string;
+  readonly expiresAt: Date;
+  readonly deadline: number;
+  readonly onLost: (hold: Hold, reason: LostReason) => void;
+  readonly onDeadline: (hold: Hold) => void;
+}
+
+// eslint-disable-next-line @typescript-eslint/unbound-method -- called with the signal as `this`
+const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
+
+/**
+ * One hold of a lease: what the watchdog watches, and the AbortSignal of that hold. Its signal
+ * looks at the local deadline whenever it is read: after the event loop was blocked past the
+ * deadline (a long synchronous task, a GC pause), `signal.aborted` is true at the first look,
+ * before any timer has had a chance to run.
+ */
 class Hold implements WatchedHold {
   readonly controller = new AbortController();
+  readonly name: string;
+  readonly leaseId: string;
+  readonly timing: LeaseTiming;
+  readonly token: number;
+  readonly owner: string;
+  expiresAt: Date;
+  deadline: number;
+  readonly #onLost: (hold: Hold, reason: LostReason) => void;
+  readonly #onDeadline: (hold: Hold) => void;
 
-  constructor(
-    readonly name: string,
-    readonly leaseId: string,
-    readonly timing: LeaseTiming,
-    readonly token: number,
-    readonly owner: string,
-    public expiresAt: Date,
-    public deadline: number,
-    private readonly onLost: (hold: Hold, reason: LostReason) => void,
-    private readonly onDeadline: (hold: Hold) => void,
-  ) {}
+  constructor(init: HoldInit) {
+    ({
+      name: this.name,
+      leaseId: this.leaseId,
+      timing: this.timing,
+      token: this.token,
+      owner: this.owner,
+      expiresAt: this.expiresAt,
+      deadline: this.deadline,
+    } = init);
+    this.#onLost = init.onLost;
+    this.#onDeadline = init.onDeadline;
+    const signal = this.controller.signal;
+    Object.defineProperties(signal, {
+      aborted: {
+        configurable: true,
+        get: () => {
+          this.check();
+          return abortedGetter.call(signal) as boolean;
+        },
+      },
+      throwIfAborted: {
+        configurable: true,
+        value: () => {
+          this.check();
+          AbortSignal.prototype.throwIfAborted.call(signal);
+        },
+      },
+    });
+  }
+
+  /** Ends the hold now if its local deadline has passed (whether or not a timer has fired yet). */
+  check(): void {
+    if (performance.now() >= this.deadline && !abortedGetter.call(this.controller.signal)) this.#onDeadline(this);
+  }
 
   lost(reason: LostReason): void {
-    this.onLost(this, reason);
+    this.#onLost(this, reason);
   }
 
   deadlinePassed(): void {
-    this.onDeadline(this);
+    this.#onDeadline(this);
   }
 }
 
@@ -170,7 +233,8 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
   readonly #timing: LeaseTiming;
   #state: 'idle' | 'acquiring' | 'held' = 'idle';
   #hold: Hold | undefined;
-  #lastSignal: AbortSignal = notHeldSignal;
+  /** The hold that ended last: its token, expiry and (aborted) signal stay readable. */
+  #last: Hold | undefined;
   /** The last hold ended without release() (lost or ran out): the next release() resolves false. */
   #endedUnreleased = false;
 
@@ -182,27 +246,41 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     this.#context = context;
   }
 
-  /** True while this lease holds the lock (as far as it can tell; see `signal`). */
+  /**
+   * True while this lease holds the lock, as far as it can tell: reading it compares with the
+   * local deadline, so after the event loop was blocked past the deadline it is false at the
+   * first look (the lease then emits `lost` with reason `expired`, or `timeout` without heartbeat).
+   */
   get held(): boolean {
+    this.#hold?.check();
     return this.#state === 'held';
   }
 
-  /** Fencing token of the current hold; `undefined` when not held. Pass it to the resources you protect. */
+  /**
+   * Fencing token of the current hold, or of the last one once it has ended; `undefined` before
+   * the first hold. Pass it to the resources you protect; `held` says whether the hold goes on.
+   */
   get token(): number | undefined {
-    return this.#hold?.token;
+    return (this.#hold ?? this.#last)?.token;
   }
 
-  /** When the current hold ends unless renewed, by the server's clock; `undefined` when not held. */
+  /**
+   * When the current hold ends unless renewed, by the server's clock (of the last hold once it has
+   * ended, as last read); `undefined` before the first hold.
+   */
   get expiresAt(): Date | undefined {
-    return this.#hold ? new Date(this.#hold.expiresAt) : undefined;
+    const hold = this.#hold ?? this.#last;
+    return hold ? new Date(hold.expiresAt) : undefined;
   }
 
   /**
    * Aborts when the current hold ends (released, lost, ran out, manager closed), with the reason
-   * as `signal.reason`. A fresh signal for each hold; when not held, the last hold's (aborted) signal.
+   * as `signal.reason`. A fresh signal for each hold; when not held, the last hold's (aborted)
+   * signal. Like `held`, its `aborted` and `throwIfAborted()` compare with the local deadline.
    */
   get signal(): AbortSignal {
-    return this.#hold?.controller.signal ?? this.#lastSignal;
+    this.#hold?.check();
+    return (this.#hold ?? this.#last)?.controller.signal ?? notHeldSignal;
   }
 
   /** The lease's duration in ms. */
@@ -228,13 +306,20 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     return this.#acquire(waitPlan(options, this.#context.settings.poll));
   }
 
+  /** acquire() with options the manager has already checked. @internal */
+  acquirePlanned(plan: WaitPlan): Promise<boolean> {
+    return this.#acquire(plan);
+  }
+
   /**
    * Takes the lock whatever its state, in one attempt. A previous holder's watchdog then
    * finds it gone and emits `lost` with reason `taken`. For operators and recovery, not for
-   * normal contention: the previous holder may still be working until it notices.
+   * normal contention: the previous holder may still be working until it notices. Rejects
+   * (code `connection`) if the server's answer came after the hold's local deadline (a ttl too
+   * short for the round trip): the hold is then given back.
    */
   forceAcquire(): Promise<true> {
-    return this.#acquire({ strategy: undefined, signal: undefined, force: true }) as Promise<true>;
+    return this.#acquire({ strategy: undefined, signal: undefined, force: true, waits: false }) as Promise<true>;
   }
 
   /**
@@ -285,80 +370,109 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     }
   }
 
-  async #attemptLoop({ strategy, signal, force }: WaitPlan, watch: Watch | undefined): Promise<boolean> {
+  /**
+   * The attempts of one acquisition. An attempt whose outcome is unknown (its answer was lost or
+   * timed out: the server may have applied it) is retried with the same lease id, which the
+   * acquire pipeline recognises as its own hold; if the acquisition ends without a hold, that id
+   * is given back (awaited) before it settles, so no hold is left behind that nobody knows of.
+   */
+  async #attemptLoop({ strategy, signal, force, waits }: WaitPlan, watch: Watch | undefined): Promise<boolean> {
     const { store, settings, closing } = this.#context;
     const started = performance.now();
-    for (let attempt = 1; ; attempt++) {
-      signal?.throwIfAborted();
-      closing.throwIfAborted();
-      const leaseId = randomLeaseId();
-      const request = {
-        name: this.name,
-        leaseId,
-        owner: settings.owner,
-        ttl: this.#timing.ttl,
-        force,
-        waiting: watch !== undefined,
-      };
-      watch?.mark();
-      const sentAt = performance.now();
-      let result: AcquireResult | undefined;
-      try {
-        // If the attempt times out here but succeeds on the server later, free the lock at once.
-        result = await store.acquire(request, (late) => late.acquired && this.#freeQuietly(leaseId));
-      } catch (error) {
-        if (!strategy || !isConnectionError(error) || isClosedConnection(error)) throw error;
-        this.#context.report(error, this); // a wait rides out a passing outage (not a closed connection), retrying
-      }
-      if (result?.acquired) {
-        const abandoned = signal?.aborted ? signal : closing.aborted ? closing : undefined;
-        if (abandoned) {
-          this.#freeQuietly(leaseId);
-          throw abandoned.reason;
+    const current = { leaseId: randomLeaseId(), ended: false };
+    /** The last attempt with `current.leaseId` may hold the lock. */
+    let unknown: boolean;
+    // A timed-out attempt that the server applied after all: give it back, unless this loop
+    // still uses its id (its next attempt takes it over) or it became this lease's hold.
+    const late = (leaseId: string) => (result: AcquireResult) => {
+      const inUse = !current.ended && current.leaseId === leaseId;
+      if (result.acquired && !inUse && this.#hold?.leaseId !== leaseId) void this.#giveBack(leaseId);
+    };
+    try {
+      for (let attempt = 1; ; attempt++) {
+        signal?.throwIfAborted();
+        closing.throwIfAborted();
+        const { leaseId } = current;
+        const request = {
+          name: this.name,
+          leaseId,
+          owner: settings.owner,
+          ttl: this.#timing.ttl,
+          force,
+          waiting: waits,
+        };
+        watch?.mark();
+        const sentAt = performance.now();
+        let result: AcquireResult | undefined;
+        try {
+          unknown = true;
+          result = await store.acquire(request, late(leaseId));
+          unknown = result.acquired;
+        } catch (error) {
+          unknown = isConnectionError(error);
+          if (!strategy || !isConnectionError(error) || isClosedConnection(error)) throw error;
+          this.#context.report(error, this); // a wait rides out a passing outage (not a closed connection), retrying
         }
-        // The server granted `remaining` ms at some moment after sentAt; stop a margin before that.
-        const deadline = sentAt + result.remaining - this.#timing.margin;
-        if (deadline > performance.now()) {
-          this.#begin(leaseId, result, deadline);
-          return true;
+        if (result?.acquired) {
+          const abandoned = signal?.aborted ? signal : closing.aborted ? closing : undefined;
+          if (abandoned) throw abandoned.reason; // given back below, before this rejects
+          // The server granted `remaining` ms at some moment after sentAt; stop a margin before that.
+          const deadline = sentAt + result.remaining - this.#timing.margin;
+          if (deadline > performance.now()) {
+            unknown = false;
+            this.#begin(leaseId, result, deadline);
+            return true;
+          }
+          // The answer came too late (a reply held up, or a ttl too short for a round trip): the
+          // hold may have expired and been taken by now. Give it back under a retired id, and
+          // count the attempt as a failed one; its own give-back does not cut the next sleep short.
+          unknown = false;
+          current.leaseId = randomLeaseId();
+          await this.#giveBack(leaseId);
+          watch?.mark();
+          if (force) {
+            throw new LockError(
+              LockErrorCode.Connection,
+              `forceAcquire("${this.name}"): the server's answer came after the hold's local deadline (a ttl of ${this.#timing.ttl} ms is too short for this round trip); the hold was given back`,
+            );
+          }
+          result = undefined;
         }
-        // The answer came too late (a reply held up in the network): the hold may have expired
-        // and been taken by now. Give it back, and count the attempt as a failed one.
-        this.#freeQuietly(leaseId);
-        result = undefined;
+        if (!strategy) return false;
+        const delay = strategy.next(attempt, performance.now() - started);
+        if (delay === null) {
+          this.#emit('timeout', { name: this.name, phase: 'acquire' });
+          throw new LockTimeoutError(
+            this.name,
+            'acquire',
+            `could not acquire lock "${this.name}" within ${Math.round(performance.now() - started)} ms (${attempt} attempts)`,
+          );
+        }
+        if (typeof delay !== 'number' || !(delay >= 0)) {
+          throw outOfRange('strategy.next() result', 'a delay of 0 ms or more, or null', delay);
+        }
+        // Wake when the expiry seen on the server comes round, if that is sooner than the next poll.
+        const sooner = result ? Math.min(delay, Math.max(0, result.remaining) + EXPIRY_SLACK) : delay;
+        await watch!.sleep(sooner, [signal, closing]);
       }
-      if (!strategy) return false;
-      const delay = strategy.next(attempt, performance.now() - started);
-      if (delay === null) {
-        this.#emit('timeout', { name: this.name, phase: 'acquire' });
-        throw new LockTimeoutError(
-          this.name,
-          'acquire',
-          `could not acquire lock "${this.name}" within ${Math.round(performance.now() - started)} ms (${attempt} attempts)`,
-        );
-      }
-      if (typeof delay !== 'number' || !(delay >= 0)) {
-        throw outOfRange('strategy.next() result', 'a delay of 0 ms or more, or null', delay);
-      }
-      // Wake when the expiry seen on the server comes round, if that is sooner than the next poll.
-      const sooner = result ? Math.min(delay, Math.max(0, result.remaining) + EXPIRY_SLACK) : delay;
-      await watch!.sleep(sooner, [signal, closing]);
+    } finally {
+      current.ended = true;
+      if (unknown!) await this.#giveBack(current.leaseId);
     }
   }
 
   #begin(leaseId: string, result: AcquireResult, deadline: number): void {
-    const timing = this.#timing;
-    const hold = new Hold(
-      this.name,
+    const hold = new Hold({
+      name: this.name,
       leaseId,
-      timing,
-      result.token,
-      result.owner,
-      result.expiresAt,
+      timing: this.#timing,
+      token: result.token,
+      owner: result.owner,
+      expiresAt: result.expiresAt,
       deadline,
-      (h, reason) => this.#lose(h, reason),
-      (h) => this.#deadlinePassed(h),
-    );
+      onLost: (h, reason) => this.#lose(h, reason),
+      onDeadline: (h) => this.#deadlinePassed(h),
+    });
     this.#hold = hold;
     this.#state = 'held';
     this.#endedUnreleased = false;
@@ -376,8 +490,8 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
   #end(hold: Hold, reason: Error): boolean {
     if (this.#hold !== hold) return false;
     this.#hold = undefined;
+    this.#last = hold;
     this.#state = 'idle';
-    this.#lastSignal = hold.controller.signal;
     this.#context.watchdog.remove(hold);
     this.#context.held(this, false);
     hold.controller.abort(reason);
@@ -386,6 +500,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
 
   async #release(closing: boolean): Promise<boolean> {
     if (!closing) this.#context.closing.throwIfAborted();
+    this.#hold?.check(); // a hold whose deadline passed has ended: release() then resolves false
     if (this.#state !== 'held') {
       if (this.#state === 'idle' && this.#endedUnreleased) {
         this.#endedUnreleased = false;
@@ -397,21 +512,23 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
       );
     }
     const hold = this.#hold!;
-    this.#end(hold, releasedReason(this.name)); // stop the work and the renewals before the release lands
+    // Stop the work and the renewals before the release lands; a close says so in the reason.
+    this.#end(hold, closing ? (this.#context.closing.reason as Error) : releasedReason(this.name));
     const { outcome, contended } = await this.#context.store.release(this.name, hold.leaseId);
     // Resolve only once waiters elsewhere have been told: a process may exit right after this.
-    if (outcome !== 'taken') await this.#context.freed(this.name, contended);
+    if (outcome === 'released' || outcome === 'expired') await this.#context.freed(this.name, contended);
     if (outcome === 'released') {
       this.#emit('released', { name: this.name, token: hold.token });
       return true;
     }
-    this.#emit('lost', this.#lostError(hold, outcome === 'taken' ? 'taken' : 'expired'));
+    this.#emit('lost', this.#lostError(hold, outcome));
     return false;
   }
 
   #lostError(hold: Hold, reason: LostReason): LeaseLostError {
     const why = {
       taken: 'another holder has it now',
+      freed: 'someone else freed it (nobody holds it now)',
       deleted: 'its lock document was deleted',
       expired: 'it expired before a renewal could land',
     }[reason];
@@ -428,7 +545,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     if (!this.#end(hold, error)) return;
     this.#endedUnreleased = true;
     this.#emit('lost', error);
-    if (reason === 'expired') this.#freeQuietly(hold.leaseId, true);
+    if (reason === 'expired') void this.#giveBack(hold.leaseId, true);
   }
 
   #deadlinePassed(hold: Hold): void {
@@ -441,18 +558,25 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     if (!this.#end(hold, error)) return;
     this.#endedUnreleased = true;
     this.#emit('timeout', { name: this.name, phase: 'hold', token: hold.token });
-    this.#freeQuietly(hold.leaseId, true);
+    void this.#giveBack(hold.leaseId, true);
   }
 
   /**
-   * Best effort: frees the lock if `leaseId` still holds it (after a local loss, or an abandoned
-   * acquire). `lapsed`: the hold ran out locally, so history records it as expired.
+   * Frees the lock if `leaseId` still holds it (after a local loss, or an acquisition that ended
+   * without a hold it may have got). Never rejects: if it fails, the lock expires at its ttl. The
+   * manager's close waits for it. It is sent after the watchdog's tick in flight has settled, so
+   * a renewal of that tick cannot land after it and revive the hold. `lapsed`: the hold ran out
+   * locally, so history records it as expired.
    */
-  #freeQuietly(leaseId: string, lapsed = false): void {
-    this.#context.store.release(this.name, leaseId, undefined, lapsed).then(
-      ({ outcome, contended }) => outcome !== 'taken' && void this.#context.freed(this.name, contended),
-      () => {}, // the lock then simply expires at its ttl
-    );
+  #giveBack(leaseId: string, lapsed = false): Promise<void> {
+    const { store, watchdog } = this.#context;
+    const work = (async () => {
+      await watchdog.idle();
+      const { outcome, contended } = await store.release(this.name, leaseId, undefined, lapsed);
+      if (outcome === 'released' || outcome === 'expired') await this.#context.freed(this.name, contended);
+    })().catch(() => {});
+    this.#context.pending(work);
+    return work;
   }
 
   #emit<E extends keyof LeaseEvents>(event: E, payload: Parameters<LeaseEvents[E]>[0]): void {

@@ -1,7 +1,16 @@
+import { setMaxListeners } from 'node:events';
 import { EventEmitter } from 'eventemitter3';
 import { Election, type ElectionOptions } from './election.js';
-import { LockErrorCode, LockStateError, LockError, invalidType, outOfRange } from './errors.js';
-import { Lease, waitPlan, type AcquireOptions, type LeaseContext, type LeaseEvents } from './lease.js';
+import { LeaseLostError, LockErrorCode, LockStateError, LockError, invalidType, outOfRange } from './errors.js';
+import {
+  Lease,
+  waitPlan,
+  type AcquireOptions,
+  type HeldLease,
+  type LeaseContext,
+  type LeaseEvents,
+  type WaitPlan,
+} from './lease.js';
 import {
   checkName,
   checkObject,
@@ -68,10 +77,13 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   constructor(options?: LockManagerOptions) {
     super();
     this.#settings = resolveManagerOptions(options);
+    // Every wait listens to this one signal: many concurrent waits are normal, not a leak.
+    setMaxListeners(0, this.#closing.signal);
     const settings = this.#settings;
     this.#store = new LockStore(settings.connection, settings.collection, settings.commandTimeout, {
       history: settings.history.enabled ? settings.history.collection : undefined,
       report: (error) => this.#report(error),
+      track: (work) => void this.#track(work),
     });
     this.#watchdog = new Watchdog(this.#store, (error) => this.#report(error));
     const signals = settings.wakeups
@@ -156,40 +168,83 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
 
   /**
    * Resolves a held lease on `name`, waiting as long as it takes by default (`wait: Infinity`);
-   * with `wait: '10s'` rejects with a LockTimeoutError after that long.
+   * with `wait: '10s'` rejects with a LockTimeoutError after that long. Never resolves a lease
+   * that does not hold the lock.
    */
-  acquire(name: string, options?: ManagerAcquireOptions): Promise<Lease> {
+  acquire(name: string, options?: ManagerAcquireOptions): Promise<HeldLease> {
     const { lease, plan } = this.#prepare(name, options, Infinity);
-    return lease.acquire(plan).then(() => lease);
+    return this.#acquireHeld(lease, plan);
   }
 
-  /** A held lease on `name` after one attempt, or `null` if someone else holds it (or the answer came too late to use). */
-  tryAcquire(name: string, options?: TryAcquireOptions): Promise<Lease | null> {
-    const { lease, plan } = this.#prepare(name, options, undefined);
-    return lease.acquire(plan).then((held) => (held ? lease : null));
+  /**
+   * A held lease on `name` after one attempt, or `null` if someone else holds it (or the answer
+   * came too late to use). One attempt always: `wait` and `strategy` are refused (TypeError).
+   */
+  tryAcquire(name: string, options?: TryAcquireOptions): Promise<HeldLease | null> {
+    const opts: Partial<ManagerAcquireOptions> = checkObject(options, 'options');
+    for (const key of ['wait', 'strategy'] as const) {
+      if (opts[key] !== undefined) {
+        const why = 'absent: tryAcquire() makes one attempt (use acquire() to wait)';
+        throw invalidType(`tryAcquire() options.${key}`, why, opts[key]);
+      }
+    }
+    const { lease, plan } = this.#prepare(name, opts, undefined);
+    return lease.acquirePlanned(plan).then((held) => (held ? (lease as HeldLease) : null));
   }
 
   /**
    * Runs `fn` while holding `name` and always releases afterwards, also when `fn` throws. `fn`
-   * gets the lease: pass `lease.signal` to the work, and `lease.token` to fenced resources. If
-   * the lease is lost (or runs out) before `fn` settles, `withLock` rejects with that reason even
-   * if `fn` resolved, since its work was not exclusive to the end. Waits like {@link acquire}.
+   * gets the held lease: pass `lease.signal` to the work, and `lease.token` to fenced resources.
+   * `fn` is never called without the lock. Waits like {@link acquire}. If the hold ended before
+   * `fn` settled (lost, ran out, or the manager closed), or the final release finds that the lock
+   * was no longer ours, `withLock` rejects (with the LeaseLostError, the LockTimeoutError, or a
+   * LockStateError `closed`) even if `fn` resolved: its work was not exclusive to the end.
    */
-  withLock<T>(name: string, fn: (lease: Lease) => T | Promise<T>, options?: ManagerAcquireOptions): Promise<T> {
+  withLock<T>(name: string, fn: (lease: HeldLease) => T | Promise<T>, options?: ManagerAcquireOptions): Promise<T> {
     if (typeof fn !== 'function') throw invalidType('withLock(name, fn): fn', 'a function', fn);
     const { lease, plan } = this.#prepare(name, options, Infinity);
     return this.#withLock(lease, plan, fn);
   }
 
-  async #withLock<T>(lease: Lease, plan: AcquireOptions, fn: (lease: Lease) => T | Promise<T>): Promise<T> {
-    await lease.acquire(plan);
+  async #acquireHeld(lease: Lease, plan: WaitPlan): Promise<HeldLease> {
+    // With a wait, acquire() resolves only once held, or rejects; this keeps that a checked fact.
+    if (!(await lease.acquirePlanned(plan)) || !lease.held)
+      throw new LockStateError(LockErrorCode.NotAcquired, `acquire("${lease.name}") ended without the lock`);
+    return lease as HeldLease;
+  }
+
+  async #withLock<T>(lease: Lease, plan: WaitPlan, fn: (lease: HeldLease) => T | Promise<T>): Promise<T> {
+    const held = await this.#acquireHeld(lease, plan);
+    let lost: LeaseLostError | undefined;
+    const onLost = (error: LeaseLostError) => void (lost ??= error);
+    lease.on('lost', onLost);
     try {
-      const result = await fn(lease);
-      const reason: unknown = lease.signal.reason;
-      if (!lease.held && !(reason instanceof LockError && reason.code === LockErrorCode.Released)) throw reason;
+      let result: T;
+      try {
+        result = await fn(held);
+      } catch (error) {
+        if (lease.held) await lease.release().catch((e: unknown) => this.#report(e, lease));
+        throw error;
+      }
+      if (!lease.held) {
+        const reason: unknown = lease.signal.reason;
+        // fn released the lease itself: its work was exclusive up to then.
+        if (reason instanceof LockError && reason.code === LockErrorCode.Released) return result;
+        throw reason;
+      }
+      let released: boolean;
+      try {
+        released = await lease.release();
+      } catch (error) {
+        if (error instanceof LockStateError) throw error; // the manager closed: the release did not happen here
+        this.#report(error, lease); // the release's answer was lost: the lock expires at its ttl
+        return result;
+      }
+      // The release found the lock taken or freed by someone else, or expired: not exclusive to the end.
+      if (!released) throw lost ?? lease.signal.reason;
       return result;
     } finally {
-      if (lease.held) await lease.release().catch((error: unknown) => this.#report(error, lease));
+      lease.off('lost', onLost);
     }
   }
 
@@ -232,9 +287,12 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   }
 
   /**
-   * Stops the watchdog, rejects pending waits with a LockStateError `closed`, and releases every
-   * held lease (each emits `released`). Later calls reject with a LockStateError `closed`.
-   * Closing twice is safe. The mongoose connection stays open: it is the application's.
+   * Stops the watchdog, rejects pending waits with a LockStateError `closed`, releases every held
+   * lease (each emits `released`; a `withLock` in progress rejects with code `closed`), and gives
+   * back what acquisitions in flight got. Returns within about `commandTimeout` whatever the server
+   * does: what has not been answered by then is left to expire at its ttl (and reported on the
+   * `error` event). Later calls reject with a LockStateError `closed`; closing twice is safe. The
+   * mongoose connection stays open: it is the application's.
    */
   close(): Promise<void> {
     return (this.#closed ??= this.#close());
@@ -242,14 +300,36 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
 
   async #close(): Promise<void> {
     this.#closing.abort(new LockStateError(LockErrorCode.Closed, 'the lock manager is closed'));
-    await Promise.allSettled([...this.#pending]);
+    const budget = this.#settings.commandTimeout;
+    let timer: NodeJS.Timeout | undefined;
+    const timeUp = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), budget)));
+    try {
+      if ((await Promise.race([this.#drain(), timeUp])) === 'late') {
+        this.#report(
+          new LockError(
+            LockErrorCode.Connection,
+            `close(): MongoDB did not answer within ${budget} ms; the holds not given back yet expire at their ttl`,
+          ),
+        );
+      }
+    } finally {
+      clearTimeout(timer);
+      this.#watchdog.stop();
+    }
+  }
+
+  /** Everything close() waits for: the releases, the acquisitions in flight and their give-backs, the signals. */
+  async #drain(): Promise<'done'> {
     const releases = [...this.#held].map((lease) => lease.closeRelease());
     this.#watchdog.stop();
     for (const result of await Promise.allSettled(releases)) {
       if (result.status === 'rejected') this.#report(result.reason);
     }
-    await Promise.allSettled([...this.#pending]); // release signals sent on the way out
+    // Acquisitions that land now give back what they got, and releases signal waiters elsewhere:
+    // wait for those too, and for whatever they start in turn.
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
     await this.#signals?.close();
+    return 'done';
   }
 
   /** `name` was freed here: its waiters in this manager try again now, and others are told if any waited. */
@@ -261,11 +341,11 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
 
   /** Checks the arguments (throwing at once); a closed manager is left to the lease, which rejects. */
   #prepare(name: string, options: ManagerAcquireOptions | TryAcquireOptions | undefined, wait: number | undefined) {
-    const opts = checkObject(options, 'options') as ManagerAcquireOptions;
-    const { ttl, heartbeat, ...acquire } = opts;
+    // Options whose value is undefined are left out here, so they cannot replace the default wait.
+    const { ttl, heartbeat, ...acquire } = checkObject(options, 'options');
     const plan = waitPlan({ wait, ...acquire }, this.#settings.poll, 'options');
     const lease = new Lease(checkName(name), leaseTiming(this.#settings, { ttl, heartbeat }, 'options'), this.#context);
-    return { lease, plan: { strategy: plan.strategy, signal: plan.signal } };
+    return { lease, plan };
   }
 
   #checkOpen(): void {

@@ -98,18 +98,41 @@ export interface LeaseTiming {
 }
 
 const MAX_NAME_BYTES = 512;
+/** With the `u` flag a surrogate pair is one code point, so this matches only unpaired halves. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
 
-export function checkObject<T extends object>(value: T | undefined, what: string): T | Record<string, never> {
+/**
+ * Reads an options object once, at the edge: its own enumerable properties (as a spread reads
+ * them), leaving out every property whose value is `undefined`, so that `{ wait: undefined }`
+ * means exactly what `{}` means. A getter that throws is reported as a TypeError naming it.
+ */
+export function checkObject<T extends object>(value: T | undefined, what: string): Partial<T> {
   if (value === undefined) return {};
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw invalidType(what, 'an options object', value);
-  return value;
+  const snapshot: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    let field: unknown;
+    try {
+      field = (value as Record<string, unknown>)[key];
+    } catch (error) {
+      throw Object.assign(new TypeError(`${what}.${key} could not be read: ${(error as Error)?.message ?? error}`), {
+        code: 'invalid_argument',
+        cause: error,
+      });
+    }
+    if (field !== undefined) snapshot[key] = field;
+  }
+  return snapshot as Partial<T>;
 }
 
 /** A lock name: a non-empty string of at most 512 bytes (it is the lock document's `_id`). */
 export function checkName(name: unknown, what = 'lock name'): string {
   if (typeof name !== 'string') throw invalidType(what, 'a non-empty string', name);
   if (name.length === 0) throw invalidType(what, 'a non-empty string', name);
+  // A lone surrogate would be stored as U+FFFD: two names would share a lock, and its holder
+  // would not find it again.
+  if (LONE_SURROGATE.test(name)) throw invalidType(what, 'a well-formed string (no lone surrogate)', name);
   const bytes = Buffer.byteLength(name);
   if (bytes > MAX_NAME_BYTES) throw outOfRange(what, `at most ${MAX_NAME_BYTES} bytes long (it was ${bytes})`, name);
   return name;
@@ -220,13 +243,13 @@ export function leaseTiming(
   else if (ownTtl) heartbeat = settings.heartbeat === false ? false : ttl / 3;
   else heartbeat = settings.heartbeat;
   const margin = ttl * settings.margin;
-  if (heartbeat !== false && heartbeat >= ttl) {
-    throw outOfRange(`${what}.heartbeat`, `shorter than the ttl (${ttl} ms)`, heartbeat);
-  }
-  if (heartbeat !== false && heartbeat >= ttl - margin) {
+  // A renewal sent at the heartbeat must land, and be read back, before the local deadline (the
+  // ttl less the margin): give its round trips at least one more margin of time.
+  const latest = ttl - 2 * margin;
+  if (heartbeat !== false && heartbeat > latest) {
     throw outOfRange(
       `${what}.heartbeat`,
-      `shorter than the ttl minus the safety margin (${ttl - margin} ms), or the lease would lapse before its first renewal`,
+      `at most the ttl less twice the safety margin (${latest} ms), or a renewal could not land before the lease counts as lost`,
       heartbeat,
     );
   }

@@ -1,5 +1,6 @@
 import type { mongo } from 'mongoose';
-import { isConnectionError, type LockStore } from './store.js';
+import { LockError, LockErrorCode } from './errors.js';
+import { COLLECTION, isConnectionError, toLockError, type LockStore } from './store.js';
 
 /** A release signal: "the lock `name` was just freed while someone waited for it". */
 interface SignalDocument {
@@ -34,6 +35,8 @@ export class ReleaseSignals {
   #loop: Promise<void> | undefined;
   #cursor: mongo.FindCursor<SignalDocument> | undefined;
   #linger: NodeJS.Timeout | undefined;
+  /** Ends the pause before a cursor is reopened (on stop: close() must never wait on an unref'ed timer). */
+  #wakeRest: (() => void) | undefined;
   /** Set when the capped collection cannot be had: waits then rely on polling alone. */
   #disabled = false;
 
@@ -78,6 +81,7 @@ export class ReleaseSignals {
     clearTimeout(this.#linger);
     this.#linger = undefined;
     this.#wanted = false;
+    this.#wakeRest?.();
     void this.#cursor?.close().catch(() => {});
   }
 
@@ -107,10 +111,19 @@ export class ReleaseSignals {
         if (!this.#wanted) return;
         // A closed or cut-off connection: try again quietly while waits last (they see it themselves).
         const closed = isConnectionError(error) || CLIENT_CLOSED.test((error as Error).name);
-        if (!closed) this.#onError(error);
+        if (!closed) this.#onError(toLockError(error, 'release signals'));
         if (this.#disabled) return;
       }
-      if (this.#wanted) await new Promise((resolve) => setTimeout(resolve, REOPEN_MS).unref());
+      if (this.#wanted) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, REOPEN_MS).unref();
+          this.#wakeRest = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#wakeRest = undefined;
+      }
     }
   }
 
@@ -129,23 +142,29 @@ export class ReleaseSignals {
       await this.#store.run('create release signals', () => db.createCollection(this.#name, CAPPED));
       // A tailable cursor on an empty capped collection dies at once: start it with one entry.
       await this.#store.run('seed release signals', () =>
-        db.collection<SignalDocument>(this.#name).insertOne({ name: null }),
+        db.collection<SignalDocument>(this.#name, COLLECTION).insertOne({ name: null }),
       );
     } catch (error) {
       if (isConnectionError(error)) throw error; // a passing outage: the listener tries again
       if ((error as { cause?: { code?: unknown } }).cause?.code !== NAMESPACE_EXISTS) {
         this.#disabled = true;
-        throw new Error(
+        throw new LockError(
+          LockErrorCode.Database,
           `cross-process wake-ups are off, waits rely on polling: cannot create the capped collection ${this.#name}`,
           { cause: error },
         );
       }
     }
-    const collection = db.collection<SignalDocument>(this.#name);
+    // Read from the primary, with `local` reads: a tailable cursor follows what was just written.
+    const collection = db.collection<SignalDocument>(this.#name, {
+      ...COLLECTION,
+      readConcern: { level: 'local' },
+    });
     const options = await this.#store.run('check release signals', () => collection.options());
     if (!options.capped) {
       this.#disabled = true;
-      throw new Error(
+      throw new LockError(
+        LockErrorCode.Database,
         `cross-process wake-ups are off, waits rely on polling: ${this.#name} exists and is not a capped collection`,
       );
     }

@@ -75,8 +75,11 @@ export interface AcquireResult {
   readonly took?: HistoryRecord;
 }
 
-/** How a release ended: freed while ours and live, found already expired (freed anyway), or found taken. */
-export type ReleaseOutcome = HoldOutcome;
+/**
+ * How a release ended: freed while ours and live, found already expired (freed anyway), found
+ * taken by another hold, or found freed by someone else (nobody holds it).
+ */
+export type ReleaseOutcome = HoldOutcome | 'freed';
 
 /** What a release did, and whether anyone was waiting for the lock (who should be told). */
 export interface ReleaseResult {
@@ -117,14 +120,15 @@ const NAMESPACE_NOT_FOUND = 26;
 const INDEX_NOT_FOUND = 27;
 /** Past this many bytes of names and ids, batch commands are split, well inside MongoDB's 16 MB. */
 const BATCH_BYTES = 4 * 1024 * 1024;
-const TRANSIENT =
-  /^Mongo(Network|NetworkTimeout|ServerSelection|NotConnected|TopologyClosed|PoolClosed|PoolCleared|OperationTimeout)Error$/;
+const TRANSIENT = /^Mongo(Network|NetworkTimeout|ServerSelection|PoolClosed|PoolCleared|OperationTimeout)Error$/;
+/** The application closed its client (or never connected it): nothing a wait can ride out. */
+const CLIENT_CLOSED = /^Mongo(NotConnected|ClientClosed|TopologyClosed)Error$/;
 /**
  * Server errors that pass by themselves, as during a replica-set election: not (or no longer) the
  * primary, shutting down, interrupted by a state change, unreachable hosts. The drivers' list of
  * retryable errors: waits ride these out instead of giving up.
  */
-const RETRYABLE_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
+const RETRYABLE_CODES = new Set([6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
 
 function isTransient(error: unknown): boolean {
   const e = error as { name?: unknown; code?: unknown; hasErrorLabel?: (label: string) => boolean };
@@ -192,33 +196,47 @@ export interface AcquireRequest {
  * time in ms), so it grows across releases, expiries and the document's later removal. A
  * `waiting` contender that finds the lock busy marks it `contended` (a write only the first
  * time), so that its release will signal waiters in other processes.
+ *
+ * An attempt whose answer was lost (a timeout, a reset connection) is retried with the same
+ * `leaseId`: if the lost one had taken the lock, the retry finds its own live hold and keeps it
+ * (same token, expiry extended) instead of finding the lock busy until it expires.
+ *
+ * Every value that comes from the caller enters the pipeline as a `$literal`: an owner such as
+ * `'$$NOW'` or `'$token'` is stored as written, never evaluated.
  */
 export function acquireCommand(request: AcquireRequest) {
   const { name, leaseId, owner, ttl, force = false, waiting = false } = request;
   const take = (value: unknown, field: string) => ({ $cond: ['$_take', value, `$${field}`] });
+  const fresh = (value: unknown, field: string) => take({ $cond: ['$_mine', `$${field}`, value] }, field);
   const update = [
-    { $set: { _take: force ? true : isFree } },
     {
       $set: {
-        leaseId: take(leaseId, 'leaseId'),
-        owner: take(owner, 'owner'),
-        token: take({ $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] }, 'token'),
-        acquiredAt: take('$$NOW', 'acquiredAt'),
+        _mine: { $and: [{ $eq: ['$leaseId', { $literal: leaseId }] }, { $gt: ['$expiresAt', '$$NOW'] }] },
+        _take: force ? true : isFree,
+      },
+    },
+    { $set: { _take: { $or: ['$_take', '$_mine'] } } },
+    {
+      $set: {
+        leaseId: take({ $literal: leaseId }, 'leaseId'),
+        owner: take({ $literal: owner }, 'owner'),
+        token: fresh({ $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] }, 'token'),
+        acquiredAt: fresh('$$NOW', 'acquiredAt'),
         expiresAt: take({ $add: ['$$NOW', ttl] }, 'expiresAt'),
-        ttl: take(ttl, 'ttl'),
+        ttl: take({ $literal: ttl }, 'ttl'),
         freedAt: take('$$REMOVE', 'freedAt'),
-        previous: take(endedHold, 'previous'),
+        previous: fresh(endedHold, 'previous'),
         contended: { $cond: ['$_take', '$$REMOVE', waiting ? true : '$contended'] },
       },
     },
-    { $unset: '_take' },
+    { $unset: ['_take', '_mine'] },
   ];
   const options = {
     upsert: true,
     returnDocument: 'after',
     projection: {
       _id: 0,
-      mine: { $eq: ['$leaseId', leaseId] },
+      mine: { $eq: ['$leaseId', { $literal: leaseId }] },
       token: 1,
       owner: 1,
       expiresAt: 1,
@@ -265,14 +283,14 @@ const DURABLE = { writeConcern: { w: 'majority', j: true } } as const;
  * would show it, and the holder would trust a lease the new primary lets expire. A majority read
  * shows only what survives a failover.
  */
-export const COLLECTION = { ...DURABLE, readConcern: { level: 'majority' } } as const;
+export const COLLECTION = { ...DURABLE, readConcern: { level: 'majority' }, readPreference: 'primary' } as const;
 
 /** A driver error as a LockError: `connection` if it may pass by itself, else `database`. @internal */
 export function toLockError(error: unknown, what: string): LockError {
   if (error instanceof LockError) return error;
   const name = (error as Error | undefined)?.name ?? '';
   const message = (error as Error | undefined)?.message ?? String(error);
-  if (name === 'MongoNotConnectedError') {
+  if (CLIENT_CLOSED.test(name)) {
     return new ConnectionClosedError(LockErrorCode.Connection, `${what}: the mongoose connection is closed`, {
       cause: error,
     });
@@ -306,6 +324,8 @@ export interface StoreOptions {
   readonly history?: string;
   /** Where the failure of a best-effort command (a history record) goes. */
   readonly report?: (error: unknown) => void;
+  /** Told of every best-effort command in flight (history records), so that a close can wait for them. */
+  readonly track?: (work: Promise<unknown>) => void;
 }
 
 /**
@@ -322,6 +342,7 @@ export class LockStore {
 
   readonly #history: string | undefined;
   readonly #report: (error: unknown) => void;
+  readonly #track: (work: Promise<unknown>) => void;
 
   constructor(connection: Connection, collection: string, commandTimeout: number, options: StoreOptions = {}) {
     this.#connection = connection;
@@ -329,6 +350,7 @@ export class LockStore {
     this.#timeout = commandTimeout;
     this.#history = options.history;
     this.#report = options.report ?? (() => {});
+    this.#track = options.track ?? (() => {});
   }
 
   /** The native driver's database handle, waiting (bounded) for a connection that is still opening. */
@@ -448,7 +470,11 @@ export class LockStore {
       void record(result);
       late?.(result);
     };
-    return this.run(what, command, { late: onLate }).then(record);
+    // History is a second write, off the acquisition's path: the hold begins without waiting for it.
+    return this.run(what, command, { late: onLate }).then((result) => {
+      void record(result);
+      return result;
+    });
   }
 
   /**
@@ -457,8 +483,7 @@ export class LockStore {
    * ran out locally (history then records the hold as expired, not released).
    */
   async release(name: string, leaseId: string, timeout?: number, lapsed = false): Promise<ReleaseResult> {
-    const outcome = (before: unknown): ReleaseOutcome =>
-      !before ? 'taken' : (before as { live: boolean }).live ? 'released' : 'expired';
+    const outcome = (before: unknown): HoldOutcome => ((before as { live: boolean }).live ? 'released' : 'expired');
     // The hold ended: record it, also if the answer comes too late for the caller.
     const record = (before: unknown) =>
       before ? this.#record([ended(name, before as HoldRead, lapsed ? 'expired' : outcome(before))]) : undefined;
@@ -468,7 +493,14 @@ export class LockStore {
       late: (late) => void record(late),
     });
     await record(before);
-    return { outcome: outcome(before), contended: (before as { contended?: boolean } | null)?.contended === true };
+    const contended = (before as { contended?: boolean } | null)?.contended === true;
+    if (before) return { outcome: outcome(before), contended };
+    // Not ours any more: one more read (only on this rare path) tells "taken" from "freed".
+    const now = await this.run(`release("${name}")`, (c) =>
+      c.findOne({ _id: name }, { projection: { _id: 0, leaseId: 1, live: heldNow } }),
+    );
+    const taken = now !== null && (now as { live?: boolean }).live === true;
+    return { outcome: taken ? 'taken' : 'freed', contended };
   }
 
   /**
@@ -529,7 +561,8 @@ export class LockStore {
             collection
               .find(
                 { _id: { $in: group.map((n) => n.name) } },
-                { projection: { leaseId: 1, expiresAt: 1, remaining: remainingMs }, batchSize: group.length },
+                // One more than can match, so that the first batch also closes the cursor (no getMore).
+                { projection: { leaseId: 1, expiresAt: 1, remaining: remainingMs }, batchSize: group.length + 1 },
               )
               .toArray(),
           ),
@@ -668,9 +701,11 @@ export class LockStore {
   async #record(records: HistoryRecord[]): Promise<void> {
     const collection = this.#history;
     if (collection === undefined || records.length === 0) return;
-    await this.run<unknown, HistoryRecord>('history', (c) => c.insertMany(records.map((r) => ({ ...r }))), {
+    const work = this.run<unknown, HistoryRecord>('history', (c) => c.insertMany(records.map((r) => ({ ...r }))), {
       collection,
     }).catch((error: unknown) => this.#report(error));
+    this.#track(work);
+    await work;
   }
 }
 

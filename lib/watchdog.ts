@@ -52,6 +52,8 @@ export class Watchdog {
   #tickTimer: unknown;
   #tickAt = Infinity;
   #ticking = false;
+  /** The tick in flight, if any. */
+  #inFlight: Promise<void> | undefined;
   #deadlineTimer: unknown;
   #deadlineAt = Infinity;
   #stopped = false;
@@ -80,6 +82,11 @@ export class Watchdog {
     this.#holds.delete(hold);
   }
 
+  /** Resolves once no tick is in flight (at once if none is): its renewals have landed or failed. */
+  idle(): Promise<void> {
+    return this.#inFlight ?? Promise.resolve();
+  }
+
   /** Stops both timers for good; safe to call twice. */
   stop(): void {
     this.#stopped = true;
@@ -94,7 +101,15 @@ export class Watchdog {
     if (this.#stopped || this.#holds.size === 0 || at >= this.#tickAt) return;
     this.#clock.clearTimeout(this.#tickTimer);
     this.#tickAt = at;
-    this.#tickTimer = this.#clock.setTimeout(() => void this.#tick(), Math.max(0, at - this.#clock.now()));
+    this.#tickTimer = this.#clock.setTimeout(
+      () => {
+        const tick = this.#tick().finally(() => {
+          if (this.#inFlight === tick) this.#inFlight = undefined;
+        });
+        this.#inFlight = tick;
+      },
+      Math.max(0, at - this.#clock.now()),
+    );
     (this.#tickTimer as { unref?(): unknown }).unref?.();
   }
 
@@ -130,11 +145,13 @@ export class Watchdog {
         const state = states.get(hold.name);
         const reason: LostReason | undefined = !state
           ? 'deleted'
-          : state.leaseId !== hold.leaseId
-            ? 'taken'
-            : state.remaining <= 0
-              ? 'expired'
-              : undefined;
+          : state.leaseId === null
+            ? 'freed'
+            : state.leaseId !== hold.leaseId
+              ? 'taken'
+              : state.remaining <= 0
+                ? 'expired'
+                : undefined;
         if (reason || !state) {
           this.#holds.delete(hold);
           hold.lost(reason ?? 'deleted');

@@ -16,12 +16,12 @@ test("forceAcquire takes a held lock; the old holder's watchdog emits lost (take
   const lease = b.lease('seized');
   await expect(lease.forceAcquire()).resolves.toBe(true);
   expect(lease.held).toBe(true);
-  expect(lease.token!).toBeGreaterThan(token!);
+  expect(lease.token!).toBeGreaterThan(token);
   expect(await b.inspect('seized')).toMatchObject({ owner: 'b', token: lease.token, held: true });
 
   const [error] = await lost;
   expect(error).toBeInstanceOf(LeaseLostError);
-  expect(error).toMatchObject({ code: 'lost', name: 'seized', token, reason: 'taken' });
+  expect(error).toMatchObject({ code: 'lost', name: 'LeaseLostError', lock: 'seized', token, reason: 'taken' });
   expect((await managerLost)[0]).toBe(old);
   expect(signal.aborted).toBe(true);
   expect(signal.reason).toBe(error);

@@ -1,6 +1,6 @@
 import mongoose from 'mongoose';
 import { parseDuration } from '../../lib/duration';
-import { leaseTiming, resolveManagerOptions } from '../../lib/options';
+import { checkName, leaseTiming, resolveManagerOptions } from '../../lib/options';
 
 describe('durations', () => {
   test('accept milliseconds and ms strings', () => {
@@ -64,13 +64,42 @@ describe('manager and lease options', () => {
     });
   });
 
-  test('a heartbeat not shorter than the ttl is a RangeError, at manager and at lease creation', () => {
+  test('a heartbeat that leaves a renewal less than one margin of time to land is a RangeError', () => {
     expect(() => resolveManagerOptions({ connection, ttl: 1000, heartbeat: 1000 })).toThrow(
-      /options.heartbeat must be shorter than the ttl \(1000 ms\), received 1000/,
+      /options.heartbeat must be at most the ttl less twice the safety margin \(800 ms\).*received 1000/,
     );
     const settings = resolveManagerOptions({ connection, ttl: 10_000 });
     expect(() => leaseTiming(settings, { heartbeat: '20s' })).toThrow(RangeError);
-    expect(() => leaseTiming(settings, { ttl: 1000, heartbeat: 950 })).toThrow(/minus the safety margin/);
+    // ttl 1000 with the default margin (100 ms): the lease counts as lost 900 ms after a renewal
+    // is read back, so a heartbeat of 899 ms left 1 ms for two round trips (every lease lapsed).
+    expect(() => leaseTiming(settings, { ttl: 1000, heartbeat: 899 })).toThrow(/lease options.heartbeat.*\(800 ms\)/);
+    expect(leaseTiming(settings, { ttl: 1000, heartbeat: 800 }).heartbeat).toBe(800);
+  });
+
+  test('an option whose value is undefined is the same as an absent one', () => {
+    expect(resolveManagerOptions({ connection, ttl: undefined, heartbeat: undefined, margin: undefined })).toEqual(
+      resolveManagerOptions({ connection }),
+    );
+    const settings = resolveManagerOptions({ connection, ttl: 9000 });
+    expect(leaseTiming(settings, { ttl: undefined, heartbeat: undefined })).toEqual(leaseTiming(settings, {}));
+  });
+
+  test('options are read once, from own properties; a getter that throws is a TypeError naming it', () => {
+    const throwing = Object.defineProperty({ connection }, 'ttl', {
+      enumerable: true,
+      get() {
+        throw new Error('boom');
+      },
+    });
+    expect(() => resolveManagerOptions(throwing)).toThrow(/options.ttl could not be read: boom/);
+    const inherited = Object.assign(Object.create({ ttl: 5 }) as object, { connection });
+    expect(resolveManagerOptions(inherited).ttl).toBe(60_000);
+  });
+
+  test('a lock name with a lone surrogate is refused: it would be stored as U+FFFD and share a lock', () => {
+    expect(() => checkName('report-\uD83D')).toThrow(TypeError);
+    expect(() => checkName('\uDE00-x')).toThrow(/well-formed/);
+    expect(checkName('report-\uD83D\uDE00')).toBe('report-\uD83D\uDE00');
   });
 
   test('bad option values name the option and the value', () => {
