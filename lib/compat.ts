@@ -27,10 +27,21 @@ export interface CompatLockOptions extends Pick<
 export type LockCallback<T> = (error: Error | null, result?: T) => void;
 
 /**
- * How far before its server-side expiry a hold of this API counts as over locally (and is freed):
- * a tenth of a percent of `timeout`, so that a lock lasts (all but) `timeout` ms, as it did in 0.0.1.
+ * How far before its server-side expiry a hold of this API counts as over locally (it then emits
+ * `timeout` and is freed), as a fraction of `timeout`: the library's default, a tenth.
+ *
+ * The hold's end is a timer set `timeout - margin` ms after the try was sent (so before the server
+ * granted the hold). A timer fires late, by a few ms on an idle machine and by tens of ms on a
+ * busy one (garbage collection, a long synchronous callback), and whoever reacts to `timeout` also
+ * needs its next command to reach the server in time. A margin smaller than that lateness (0.0.1's
+ * semantics would ask for none, and a thousandth of `timeout` was tried: 1 ms on a 1 s lock) lets
+ * `timeout` fire after the server has already freed the lock, when someone else may hold it: the
+ * holder's view would outlast the server's. A tenth covers 100 ms of lateness on a 1 s lock and
+ * 6 s on the default minute, and every lock of this API can still share one manager (the margin
+ * is a manager option, a fraction of each lease's ttl). Locks of a few hundred ms get
+ * proportionally less: 30 ms on a 300 ms lock.
  */
-const COMPAT_MARGIN = 0.001;
+const COMPAT_MARGIN = 0.1;
 
 /** The manager options Lock instances share a manager by. */
 type SharedOptions = Omit<CompatLockOptions, 'timeout' | 'pollInterval' | 'probeMaxAttempts'>;
@@ -56,21 +67,15 @@ function sharedManager(options: SharedOptions): LockManager {
 /**
  * pollAcquire's schedule, as 0.0.1 had it: a try every `interval` ms, `maxAttempts` tries in all
  * (a fractional count is rounded up, `Infinity` never ends). A waiting lease also tries at once
- * when the lock is released in this process or when its expiry comes round; such an extra try,
- * which cuts its sleep short by more than half, is not counted, so it never shortens the wait.
+ * when the lock is released or when the expiry its last try saw comes round; such a try counts
+ * like any other, so `maxAttempts` bounds the tries whatever starts them. (Not counting early
+ * tries let a holder that renews before its expiry, a lease with heartbeat, wake the poller at
+ * each expiry it saw, so that it never ran out of tries while that holder lived.) The wait is at
+ * most `(maxAttempts - 1) × interval` ms plus the tries' round trips, and shorter when woken early.
  */
 export function pollSchedule(interval: number, maxAttempts: number): PollStrategy {
   if (maxAttempts === Infinity) return strategies.infinite({ interval });
-  let counted = 1; // the first try
-  let sleptAt: number | undefined;
-  return {
-    next(_attempt, elapsed) {
-      if (sleptAt !== undefined && elapsed - sleptAt >= interval / 2) counted++;
-      if (counted >= maxAttempts) return null;
-      sleptAt = elapsed;
-      return interval;
-    },
-  };
+  return strategies.bounded({ interval, attempts: Math.ceil(maxAttempts) });
 }
 
 function checkCallback<T>(callback: unknown, what: string): LockCallback<T> | undefined {
@@ -241,7 +246,9 @@ export class CompatLock extends EventEmitter<LeaseEvents> {
 
   /**
    * Takes the lock whatever its state (`callback(null, true)`); the previous holder's watchdog
-   * then emits `lost` with reason `taken`. Error `lock_already_aquired` as for `acquire`.
+   * then emits `lost` with reason `taken`. Error `lock_already_aquired` as for `acquire`, and a
+   * LockError with code `connection` if the server's answer came after the hold's end (a
+   * `timeout` near or below a round trip): never `(null, false)`, which 0.0.1 could not return.
    */
   forceAcquire(): Promise<true>;
   forceAcquire(callback: LockCallback<true>): void;

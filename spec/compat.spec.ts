@@ -4,9 +4,11 @@
 import mongoose, { type Connection } from 'mongoose';
 import Lock, {
   CompatLock,
+  LockError,
   LockManager,
   LockStateError,
   LockTimeoutError,
+  type AcquiredEvent,
   type LockCallback,
   type CompatLockOptions,
 } from 'mongoose-distributed-lock';
@@ -164,6 +166,26 @@ test('pollAcquire and pollAquire try probeMaxAttempts times, pollInterval apart,
   await holder.release();
 });
 
+test('pollAcquire makes probeMaxAttempts tries at most, also while a holder with heartbeat wakes it at each expiry', async () => {
+  // A lease of the new API with a short ttl, renewed every 100 ms: each try of the poller sees
+  // an expiry under 300 ms away and wakes for it, long before its next pollInterval.
+  const holder = (await locks.manager()).lease('renewed', { ttl: 300, heartbeat: 100 });
+  await holder.acquire();
+  const poller = lock('renewed', { timeout: 30_000, pollInterval: 1000, probeMaxAttempts: 2 });
+  attempts.delete('renewed');
+  const started = performance.now();
+  const outcome = await Promise.race([
+    called<boolean>((cb) => poller.pollAcquire(cb)),
+    elapse(4000).then(() => 'still polling after 4 s' as const),
+  ]);
+  expect(performance.now() - started).toBeLessThan(4000);
+  expect(outcome).toEqual([expect.any(LockTimeoutError), false]);
+  expect((outcome as unknown[])[0]).toMatchObject({ message: 'timeout in pollAquire for lock name renewed' });
+  expect(attempts.get('renewed')).toBe(2);
+  expect(holder.held).toBe(true); // renewed all along: the tries ended by their count
+  await holder.release();
+});
+
 test('pollAcquire gets the lock once its holder releases it, or once the hold times out', async () => {
   const holder = lock('handover', { timeout: 30_000 });
   const waiter = lock('handover', { timeout: 2000, pollInterval: 100 });
@@ -236,17 +258,71 @@ test('a hold lasts timeout ms without renewal, then emits timeout, and release r
   expect((await docs.findOne({ _id: 'lasting' }))!.expiresAt).toEqual(first!.expiresAt); // never renewed
 
   const [event] = await timedOut;
-  expect(performance.now() - started).toBeGreaterThanOrEqual(1400);
+  expect(performance.now() - started).toBeGreaterThanOrEqual(1500 * 0.9 - 5); // all but the margin, a tenth
   expect(event).toEqual({ name: 'lasting', phase: 'hold', token: first!.token });
   expect(holder.lockId).toBe(String(first!.token)); // still set until release(), as in 0.0.1
   await expect(holder.acquire()).rejects.toThrow('lock_already_aquired');
-  // The hold ends locally a hair (0.1 % of timeout) before the server lets it go, and the holder
-  // then frees it: a contender racing that free on a busy machine could find it held still.
+  // The hold ends locally a tenth of timeout before the server lets it go, and the holder then
+  // frees it: a contender racing that free on a busy machine could find it held still.
   await waitFor(async () => !(await holder.manager.inspect('lasting'))!.held, { what: 'the lock free on the server' });
   expect(await called<boolean>((cb) => contender.acquire(cb))).toEqual([null, true]);
   expect(await called<boolean>((cb) => holder.release(cb))).toEqual([null, true]); // lockTimeouted
   expect(holder.lockId).toBeNull();
   await contender.release();
+});
+
+test('a hold emits timeout while the server still holds the lock for it, even when the timer fires late', async () => {
+  const docs = await locks.documents();
+  const holders = Array.from({ length: 4 }, (_, i) => lock(`late-timer-${i}`, { timeout: 2000 }));
+  // A busy process: the event loop is held up 25 ms in every 50, so timers fire up to 25 ms late.
+  const stall = setInterval(() => {
+    const until = performance.now() + 25;
+    while (performance.now() < until);
+  }, 50);
+  try {
+    const left = await Promise.all(
+      holders.map(async (holder) => {
+        const acquired = nextEvent<[AcquiredEvent]>(holder, 'acquired');
+        // The server's clock when a command sent by a `timeout` listener lands there.
+        const serverNowAtTimeout = new Promise<Date>((resolve, reject) =>
+          holder.once('timeout', () => {
+            docs
+              .findOne({ _id: holder.name }, { projection: { now: '$$NOW' } })
+              .then((doc) => resolve((doc as unknown as { now: Date }).now), reject);
+          }),
+        );
+        expect(await holder.acquire()).toBe(true);
+        const [{ expiresAt }] = await acquired;
+        return expiresAt.getTime() - (await serverNowAtTimeout).getTime();
+      }),
+    );
+    // Still held on the server when the holder heard its hold was over: its view never outlasted it.
+    for (const ms of left) expect(ms).toBeGreaterThan(0);
+  } finally {
+    clearInterval(stall);
+  }
+  for (const holder of holders) await expect(holder.release()).resolves.toBe(true); // lockTimeouted
+});
+
+test('forceAcquire(cb) calls back an error, never (null, false), when its answer comes after the hold ended', async () => {
+  const taker = lock('late-answer', { timeout: 200 });
+  const acquiredEvents: unknown[] = [];
+  taker.on('acquired', (event) => acquiredEvents.push(event));
+  const answered = called<true>((cb) => taker.forceAcquire(cb));
+  // The process is held up past the hold's end (200 ms): the server's answer is read after it.
+  const until = performance.now() + 400;
+  while (performance.now() < until);
+  const args = await answered;
+  expect(args).toHaveLength(1);
+  expect(args[0]).toBeInstanceOf(LockError);
+  expect(args[0]).toMatchObject({ code: 'connection', message: expect.stringMatching(/deadline/) });
+  expect([taker.lockId, acquiredEvents]).toEqual([null, []]);
+  // Nothing held: another lock gets it at once, and this one can try again.
+  const other = lock('late-answer', { timeout: 30_000 });
+  await waitFor(async () => !(await other.manager.inspect('late-answer'))?.held, { what: 'the lock free' });
+  await expect(other.acquire()).resolves.toBe(true);
+  await expect(taker.acquire()).resolves.toBe(false);
+  await other.release();
 });
 
 test('a Lock emits acquired and released, and lost (taken) when another takes it with forceAcquire(cb)', async () => {

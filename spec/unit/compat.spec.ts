@@ -15,12 +15,15 @@ describe("pollAcquire's schedule", () => {
     expect(pollSchedule(100, 0.5).next(1, 1)).toBeNull();
   });
 
-  test('a try woken early (a release, an expiry) is not counted, so it never shortens the wait', () => {
-    const schedule = pollSchedule(500, 3);
-    expect(schedule.next(1, 1)).toBe(500);
-    expect(schedule.next(2, 40)).toBe(500); // woken after 39 ms: an extra try
-    expect(schedule.next(3, 541)).toBe(500); // the second scheduled try
-    expect(schedule.next(4, 1042)).toBeNull(); // the third
+  test('every try counts, also one woken early (a release, an expiry), so probeMaxAttempts bounds the tries', () => {
+    const schedule = pollSchedule(1000, 3);
+    expect(schedule.next(1, 1)).toBe(1000);
+    expect(schedule.next(2, 250)).toBe(1000); // woken at the expiry the first try saw: the second try
+    expect(schedule.next(3, 500)).toBeNull(); // and again: the third, the last
+    // A holder renewing every 100 ms wakes the poller at each expiry it saw, forever: still 3 tries.
+    const renewed = pollSchedule(1000, 3);
+    const delays = Array.from({ length: 10 }, (_, i) => renewed.next(i + 1, (i + 1) * 200));
+    expect(delays.indexOf(null)).toBe(2);
   });
 
   test('Infinity never gives up', () => {
