@@ -3,14 +3,21 @@
 // `npm run build`: the library as ESM (dist/esm) and CommonJS (dist/cjs), each with .d.ts.
 // The CommonJS entry point (dist/cjs/main.cjs, copied from lib/main.cjs) is the callable `Lock` of
 // the 0.0.1 API, with every named export attached, so `require('mongoose-distributed-lock')('name',
-// options)` keeps working.
+// options)` keeps working; its types (dist/cjs/main.d.cts, copied from lib/main.d.cts) say so.
+//
+// Options, for the type test (spec/types.spec.ts): `--out-dir <dir>` builds into <dir> instead of
+// dist/, and `--types-only` emits only the declaration files (and the entry points).
 
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const { parseArgs } = require('node:util');
 
 const root = path.join(__dirname, '..');
-const dist = path.join(root, 'dist');
+const { values } = parseArgs({
+  options: { 'out-dir': { type: 'string' }, 'types-only': { type: 'boolean', default: false } },
+});
+const dist = path.resolve(root, values['out-dir'] ?? 'dist');
 const tsc = require.resolve('typescript/bin/tsc');
 
 fs.rmSync(dist, { recursive: true, force: true });
@@ -19,12 +26,14 @@ for (const [format, moduleKind] of [
   ['cjs', 'commonjs'],
 ]) {
   const outDir = path.join(dist, format);
-  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--module', moduleKind, '--outDir', outDir], {
-    cwd: root,
-    stdio: 'inherit',
-  });
+  const args = ['-p', 'tsconfig.build.json', '--module', moduleKind, '--outDir', outDir];
+  if (values['types-only'])
+    args.push('--emitDeclarationOnly', '--noCheck', '--sourceMap', 'false', '--inlineSources', 'false');
+  execFileSync(process.execPath, [tsc, ...args], { cwd: root, stdio: 'inherit' });
   const type = format === 'esm' ? 'module' : 'commonjs';
   fs.writeFileSync(path.join(outDir, 'package.json'), `${JSON.stringify({ type })}\n`);
 }
 
-fs.copyFileSync(path.join(root, 'lib', 'main.cjs'), path.join(dist, 'cjs', 'main.cjs'));
+for (const entry of ['main.cjs', 'main.d.cts']) {
+  fs.copyFileSync(path.join(root, 'lib', entry), path.join(dist, 'cjs', entry));
+}
