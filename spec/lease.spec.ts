@@ -1,5 +1,5 @@
 // Acquire and release against the real engine: what the lock document holds, tokens, events, state errors.
-import { LockManager, LockStateError, type Lease } from '../lib/index';
+import { LockManager, LockStateError } from '../lib/index';
 import { lockFixture } from './helpers/locks';
 import { testUri } from './helpers/mongo';
 
