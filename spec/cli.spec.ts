@@ -1,9 +1,10 @@
 // `mdlock ls`, `inspect`, `release --force`, help, and its one-line errors, in real processes
 // against the real engine. (`mdlock run` is in cli-run.spec.ts.)
 import net from 'node:net';
+import { version } from '../package.json';
 import type { LeaseLostError } from '../lib/index';
 import { lockFixture } from './helpers/locks';
-import { mdlockRunner } from './helpers/mdlock';
+import { mdlockRunner, node } from './helpers/mdlock';
 import { nextEvent } from './helpers/wait';
 
 const locks = lockFixture({ ttl: '30s' });
@@ -18,6 +19,56 @@ test('--help prints the usage and exits 0', async () => {
   }
   const run = await mdlock.run(['run', '--help']);
   expect(run.stdout).toMatch(/^usage: mdlock run <name>.*\n[\s\S]*--token-env/);
+});
+
+test('--version prints the package version and exits 0', async () => {
+  expect(await mdlock.run(['--version'], { MONGODB_URI: '' })).toMatchObject({
+    code: 0,
+    stdout: `${version}\n`,
+    stderr: '',
+  });
+  expect(version).toMatch(/^\d+\.\d+\.\d+/);
+});
+
+test('ls filters: a glob pattern taken literally but for *, and --held', async () => {
+  const manager = await locks.manager({ owner: 'filtered', collection: 'filtered' });
+  const held = await Promise.all(['job:a', 'job.x', 'jobXa', 'other'].map((name) => manager.acquire(name)));
+  await (await manager.acquire('job:b')).release();
+  const names = async (...args: string[]) => {
+    const result = await mdlock.run(['ls', ...args, '--json', '--collection', 'filtered']);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    return (JSON.parse(result.stdout) as { name: string }[]).map((lock) => lock.name);
+  };
+  expect(await names('job:*')).toEqual(['job:a', 'job:b']);
+  expect(await names('job:*', '--held')).toEqual(['job:a']);
+  expect(await names('job.*')).toEqual(['job.x']); // the dot is a dot
+  expect(await names('*a')).toEqual(['job:a', 'jobXa']);
+  expect(await names('other')).toEqual(['other']);
+  expect(await names('--held')).toEqual(['job.x', 'job:a', 'jobXa', 'other']);
+
+  const table = await mdlock.run(['ls', 'job:*', '--held', '--collection', 'filtered']);
+  expect(table.stdout.trimEnd().split('\n')).toEqual([
+    expect.stringMatching(/^NAME\s+OWNER/),
+    expect.stringMatching(/^job:a\s+filtered\s+\d+\s+held\s+\d+s$/),
+  ]);
+  expect(await mdlock.run(['ls', 'nothing*', '--collection', 'filtered'])).toMatchObject({
+    code: 0,
+    stdout: 'no locks matching "nothing*" in collection "filtered"\n',
+  });
+  await Promise.all(held.map((lease) => lease.release()));
+  expect(await mdlock.run(['ls', '--held', '--collection', 'filtered'])).toMatchObject({
+    stdout: 'no held locks in collection "filtered"\n',
+  });
+});
+
+test('--owner is taken literally, even when it looks like an aggregation variable', async () => {
+  const where = ['--collection', 'owners'];
+  const command = node('console.log("ran")');
+  const ran = await mdlock.run(['run', 'dollar-owner', '--owner', '$$NOW', ...where, '--', ...command]);
+  expect(ran).toMatchObject({ code: 0, stdout: 'ran\n', stderr: '' });
+  const inspected = await mdlock.run(['inspect', 'dollar-owner', '--json', ...where]);
+  expect(JSON.parse(inspected.stdout)).toMatchObject({ name: 'dollar-owner', owner: '$$NOW', held: false });
+  expect((await mdlock.run(['ls', ...where])).stdout).toMatch(/^dollar-owner\s+\$\$NOW\s+\d+\s+free\s+-$/m);
 });
 
 test('ls: a table of locks with owner, token, held or free, and time left; --json for scripts', async () => {
@@ -87,7 +138,7 @@ test('release --force frees a lock whoever holds it: its holder sees the lease l
   const released = await mdlock.run(['release', '--force', 'stuck']);
   expect(released).toMatchObject({ code: 0, stderr: '' });
   expect(released.stdout).toBe(`released "stuck" (it was held by stuck-worker, token ${token})\n`);
-  expect((await lost)[0]).toMatchObject({ name: 'stuck' });
+  expect((await lost)[0]).toMatchObject({ lock: 'stuck' });
   expect(await holder.inspect('stuck')).toMatchObject({ held: false });
 
   const again = await mdlock.run(['release', '--force', 'stuck', '--json']);
@@ -133,6 +184,19 @@ test('one-line errors: bad usage and a bad URI exit 64; an unreachable server ex
   expect(badUri.code).toBe(64);
   expect(badUri.stderr).toMatch(/^mdlock: invalid MongoDB URI "postgres:\/\/db\/x": /);
   oneLine(badUri.stderr);
+
+  // Not a host name: refused before any connection is tried (it used to time out, exit 69).
+  const spaced = await mdlock.run(['ls', '--uri', 'mongodb://bad uri']);
+  expect(spaced).toMatchObject({
+    code: 64,
+    stdout: '',
+    stderr: 'mdlock: invalid MongoDB URI "mongodb://bad uri": "bad uri" is not a host name\n',
+  });
+  // No database: refused rather than silently using "test".
+  const noDatabase = await mdlock.run(['ls', '--uri', 'mongodb://127.0.0.1:27017/?directConnection=true']);
+  expect(noDatabase.code).toBe(64);
+  expect(noDatabase.stderr).toMatch(/: it names no database: add one, as in mongodb:\/\/host:27017\/app/);
+  oneLine(noDatabase.stderr);
 
   // A port nobody listens on: refused at once. A password in the URI is not printed.
   const port = await freePort();
