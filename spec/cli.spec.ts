@@ -118,7 +118,7 @@ test('inspect shows one lock; a lock with no document exits 1', async () => {
 
   const json = JSON.parse((await mdlock.run(['inspect', 'inspected', '--json'])).stdout) as Record<string, unknown>;
   expect(json).toMatchObject({ name: 'inspected', owner: 'inspected-owner', token: lease.token, held: true });
-  expect(new Date(json.expiresAt as string).getTime()).toBe(lease.expiresAt!.getTime());
+  expect(new Date(json.expiresAt as string).getTime()).toBe(lease.expiresAt?.getTime());
   await lease.release();
 
   const missing = await mdlock.run(['inspect', 'never-taken']);
