@@ -145,6 +145,8 @@ interface Worker {
   killed: boolean;
   /** Told to close its manager and exit before the run's end (the `close-stall` fault). */
   retired: boolean;
+  /** Until when (performance.now()) it may be frozen or blocked, after a `freeze` or `block` fault. */
+  stuckUntil: number;
   stderr: string;
 }
 
@@ -208,6 +210,7 @@ export async function runTorture(
       holding: 0,
       killed: false,
       retired: false,
+      stuckUntil: 0,
       stderr: '',
       exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
       closed: new Promise((resolve) => (closed = resolve)),
@@ -235,12 +238,16 @@ export async function runTorture(
     });
   }
 
-  /** A worker that holds a lock now, if any does, else any live worker. */
-  function pickHolder(): Worker {
-    const alive = [...workers.values()].filter((w) => !w.killed && !w.retired && w.child.exitCode === null);
+  /** A worker that holds a lock now, if any does, else any live worker; `responsive`: preferably not frozen or blocked. */
+  function pickHolder({ responsive = false } = {}): Worker {
+    let alive = [...workers.values()].filter((w) => !w.killed && !w.retired && w.child.exitCode === null);
+    const now = performance.now();
+    if (responsive && alive.some((w) => w.stuckUntil < now)) alive = alive.filter((w) => w.stuckUntil < now);
     const holders = alive.filter((w) => w.holding > 0);
     return random.pick(holders.length > 0 ? holders : alive);
   }
+  /** A worker told to freeze or block does so at its next step under a lock, for up to the longest ttl + 1 s: most likely over by then. */
+  const mayBeStuck = (worker: Worker) => (worker.stuckUntil = performance.now() + options.faultEvery * 2 + 6000);
 
   /** Starts a worker in place of one that is gone; keeps the contention up, without holding up the faults. */
   function replace(): void {
@@ -311,6 +318,7 @@ export async function runTorture(
       const victim = pickHolder();
       history.record({ type: 'fault', kind: 'freeze', detail: victim.id });
       log(`fault: ${victim.id} freezes at its next step under a lock`);
+      mayBeStuck(victim);
       victim.child.send('freeze');
       return Promise.resolve();
     },
@@ -318,11 +326,12 @@ export async function runTorture(
       const victim = pickHolder();
       history.record({ type: 'fault', kind: 'block', detail: victim.id });
       log(`fault: ${victim.id} blocks its event loop at its next step under a lock`);
+      mayBeStuck(victim);
       victim.child.send('block');
       return Promise.resolve();
     },
     async 'close-stall'() {
-      const victim = pickHolder();
+      const victim = pickHolder({ responsive: true }); // a frozen one would close only once unfrozen
       victim.retired = true;
       // Long enough that a close() waiting for the server, rather than for commandTimeout, shows.
       const longest = COMMAND_TIMEOUT + CLOSE_SLACK + 1000;
