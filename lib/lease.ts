@@ -409,7 +409,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
           result = await store.acquire(request, late(leaseId));
           unknown = result.acquired;
         } catch (error) {
-          unknown = isConnectionError(error);
+          unknown = isConnectionError(error) && !isClosedConnection(error); // a closed connection sent nothing
           if (!strategy || !isConnectionError(error) || isClosedConnection(error)) throw error;
           this.#context.report(error, this); // a wait rides out a passing outage (not a closed connection), retrying
         }

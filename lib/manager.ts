@@ -208,8 +208,10 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
 
   async #acquireHeld(lease: Lease, plan: WaitPlan): Promise<HeldLease> {
     // With a wait, acquire() resolves only once held, or rejects; this keeps that a checked fact.
-    if (!(await lease.acquirePlanned(plan)) || !lease.held)
+    if (!(await lease.acquirePlanned(plan)))
       throw new LockStateError(LockErrorCode.NotAcquired, `acquire("${lease.name}") ended without the lock`);
+    // Held when acquirePlanned() resolved; a listener of `acquired` (or a close) may have ended it since.
+    if (!lease.held) throw lease.signal.reason;
     return lease as HeldLease;
   }
 
