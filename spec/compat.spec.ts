@@ -258,7 +258,9 @@ test('a hold lasts timeout ms without renewal, then emits timeout, and release r
   expect((await docs.findOne({ _id: 'lasting' }))!.expiresAt).toEqual(first!.expiresAt); // never renewed
 
   const [event] = await timedOut;
-  expect(performance.now() - started).toBeGreaterThanOrEqual(1500 * 0.9 - 5); // all but the margin, a tenth
+  // All but the margin (a tenth), less what the watchdog's re-reads may take off: a re-read that
+  // waited longer on its way than the acquisition did makes the hold's end look nearer.
+  expect(performance.now() - started).toBeGreaterThanOrEqual(1500 - 150 - 100);
   expect(event).toEqual({ name: 'lasting', phase: 'hold', token: first!.token });
   expect(holder.lockId).toBe(String(first!.token)); // still set until release(), as in 0.0.1
   await expect(holder.acquire()).rejects.toThrow('lock_already_aquired');
