@@ -121,11 +121,15 @@ export function waitPlan(input: AcquireOptions | undefined, poll: number, what =
   const options = checkObject(input, what);
   const signal = checkSignal(options.signal, `${what}.signal`);
   const plan = { signal, force: false };
+  // Checked even when a strategy wins over it: a bad value is a mistake worth reporting.
+  const within =
+    options.wait === undefined || options.wait === Infinity
+      ? options.wait
+      : parseDuration(options.wait, `${what}.wait`, { allowZero: true, max: Number.MAX_SAFE_INTEGER });
   if (options.strategy !== undefined)
     return { ...plan, strategy: checkStrategy(options.strategy, `${what}.strategy`), waits: true };
-  if (options.wait === undefined) return { ...plan, strategy: undefined, waits: false };
-  if (options.wait === Infinity) return { ...plan, strategy: strategies.infinite({ interval: poll }), waits: true };
-  const within = parseDuration(options.wait, `${what}.wait`, { allowZero: true, max: Number.MAX_SAFE_INTEGER });
+  if (within === undefined) return { ...plan, strategy: undefined, waits: false };
+  if (within === Infinity) return { ...plan, strategy: strategies.infinite({ interval: poll }), waits: true };
   return { ...plan, strategy: strategies.bounded({ interval: poll, within }), waits: within > 0 };
 }
 
