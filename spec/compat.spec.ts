@@ -168,10 +168,10 @@ test('pollAcquire and pollAquire try probeMaxAttempts times, pollInterval apart,
 
 test('pollAcquire makes probeMaxAttempts tries at most, also while a holder with heartbeat wakes it at each expiry', async () => {
   // A lease of the new API with a short ttl, renewed every 100 ms: each try of the poller sees
-  // an expiry under 300 ms away and wakes for it, long before its next pollInterval.
-  const holder = (await locks.manager()).lease('renewed', { ttl: 300, heartbeat: 100 });
+  // an expiry at most 600 ms away and wakes for it, long before its next pollInterval (2 s).
+  const holder = (await locks.manager()).lease('renewed', { ttl: 600, heartbeat: 100 });
   await holder.acquire();
-  const poller = lock('renewed', { timeout: 30_000, pollInterval: 1000, probeMaxAttempts: 2 });
+  const poller = lock('renewed', { timeout: 30_000, pollInterval: 2000, probeMaxAttempts: 2 });
   attempts.delete('renewed');
   const started = performance.now();
   const outcome = await Promise.race([
