@@ -79,3 +79,26 @@ test('a command to a stalled server fails with a connection error after the comm
   expect(lease.held).toBe(true);
   await lease.release();
 }, 60_000);
+
+test('close() returns within about commandTimeout while the server is stalled, even with a wake-up cursor waiting', async () => {
+  const holderManager = await manager({ commandTimeout: 1000, owner: 'holder' });
+  const m = await manager({ commandTimeout: 1000, poll: 200 });
+  const holder = await holderManager.acquire('stalled-close', { ttl: 20_000 });
+  const mine = await m.acquire('mine-while-stalled', { ttl: 20_000 });
+  // A wait in progress: its manager tails the release signals with an awaiting getMore.
+  const waiting = m.acquire('stalled-close', { wait: '1m' }).catch((error: unknown) => error);
+  await new Promise((resolve) => setTimeout(resolve, 1200)); // let the cursor's getMore reach the server
+  engine.pause();
+  try {
+    const started = performance.now();
+    await m.close();
+    const took = performance.now() - started;
+    // Bounded by commandTimeout (1 s) and not by the stall; 4 s of slack for a loaded machine.
+    expect(took).toBeLessThan(5000);
+    expect(await waiting).toMatchObject({ code: 'closed' });
+    expect(mine.held).toBe(false);
+  } finally {
+    engine.resume();
+  }
+  await holder.release();
+}, 60_000);
