@@ -11,6 +11,7 @@ test.each([
   ['not the primary (an election)', 'connection', driverError('MongoServerError', { code: 10107 })],
   ['the primary stepped down', 'connection', driverError('MongoServerError', { code: 189 })],
   ['interrupted by a state change', 'connection', driverError('MongoServerError', { code: 11602 })],
+  ['majority reads not available yet (134)', 'connection', driverError('MongoServerError', { code: 134 })],
   [
     'a write the driver labels retryable',
     'connection',
@@ -26,8 +27,11 @@ test.each([
   expect(isClosedConnection(error)).toBe(false);
 });
 
-test('a closed client is a connection error that waits do not ride out', () => {
-  const error = toLockError(driverError('MongoNotConnectedError'), 'renew');
-  expect(error).toMatchObject({ code: 'connection', message: 'renew: the mongoose connection is closed' });
-  expect(isClosedConnection(error)).toBe(true);
-});
+test.each(['MongoNotConnectedError', 'MongoClientClosedError', 'MongoTopologyClosedError'])(
+  'a closed client (%s) is a connection error that waits do not ride out',
+  (name) => {
+    const error = toLockError(driverError(name), 'renew');
+    expect(error).toMatchObject({ code: 'connection', message: 'renew: the mongoose connection is closed' });
+    expect(isClosedConnection(error)).toBe(true);
+  },
+);
