@@ -78,6 +78,8 @@ interface Real {
   readonly elections: { election: Election; slot: number; name: string }[];
   /** Leases whose hold was ended by someone else's force, and when. */
   readonly displaced: Map<Lease, number>;
+  /** Per name: forces begun (a force in flight may displace a hold an `acquired` check is looking at). */
+  readonly forces: Map<string, number>;
   /** Leases that emitted `lost`, with the reason. */
   readonly lost: Map<Lease, string>;
   /** Tokens of every `acquired` event, per name. */
@@ -127,8 +129,10 @@ function newManager(real: Real, slot: number, generation: number): Slot {
 
 /** An `acquired` event: while the lease still holds that token, the database must agree. */
 async function checkAcquired(real: Real, lease: Lease, claim: Claim): Promise<string> {
+  const forces = real.forces.get(lease.name) ?? 0;
   const stored = await readLocks(raw, COLLECTION, [lease.name]);
   if (!lease.held || lease.token !== claim.token || real.displaced.has(lease)) return '';
+  if ((real.forces.get(lease.name) ?? 0) !== forces) return ''; // a force landed meanwhile: judged at the step's check
   const problem = claimProblem(claim, stored.get(lease.name));
   return problem ? `at the acquired event: ${problem}` : '';
 }
@@ -358,6 +362,7 @@ class Force extends Step {
     const { manager } = real.slots[this.slot]!;
     const name = real.names[this.n]!;
     const expected = expectedHolder(model, real, name);
+    real.forces.set(name, (real.forces.get(name) ?? 0) + 1);
     if (this.how === 'forceAcquire') {
       const lease = manager.lease(name, { ttl: TTL });
       displace(real, name);
@@ -501,6 +506,7 @@ test(
           leases: [],
           elections: [],
           displaced: new Map(),
+          forces: new Map(),
           lost: new Map(),
           tokens: new Map(),
           stored: new Map(),

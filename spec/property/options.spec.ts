@@ -520,7 +520,8 @@ const property = <T>(arb: fc.Arbitrary<T>, body: (t: T) => Promise<void>) => fc.
 const check = async <T>(runsByDefault: number, prop: fc.IAsyncProperty<T>, share: number) =>
   fc.assert(prop, fuzzParameters<T>(runsByDefault, share));
 /** Each test's share of FUZZ_MINUTES. */
-const SHARE = 1 / 13;
+const SHARE = 1 / 15;
+jest.setTimeout(propertyTimeout(60_000, SHARE));
 
 // ---------------------------------------------------------------------------------------------
 // Option rules of each entry point, from the documented contract.
