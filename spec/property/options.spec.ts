@@ -95,6 +95,14 @@ const optional =
     v === undefined ? ok(fallback) : rule(v);
 const orFalse = (rule: (v: unknown) => Verdict) => (v: unknown) => (v === false ? ok(false) : rule(v));
 
+/**
+ * The longest heartbeat a lease of `ttl` can have: a renewal sent then must land and be read back
+ * before the local deadline (the ttl less the margin), so at most the ttl less twice the margin.
+ */
+function latestHeartbeat(ttl: number, margin: number): number {
+  return ttl - 2 * (ttl * margin);
+}
+
 /** A lease's timing given its own ttl/heartbeat, on a manager with `base` settings. */
 function leaseTiming(
   view: Record<string, unknown>,
@@ -114,7 +122,7 @@ function leaseTiming(
           ? false
           : ttl / 3
         : base.heartbeat;
-  if (heartbeat !== false && heartbeat >= ttl - ttl * base.margin) return { wrong: ['heartbeat'] };
+  if (heartbeat !== false && heartbeat > latestHeartbeat(ttl, base.margin)) return { wrong: ['heartbeat'] };
   return { wrong, ttl, heartbeat };
 }
 
@@ -576,7 +584,11 @@ function managerJudge(view: Record<string, unknown>): Judgement {
   if (wrong.length === 0) {
     const ttl = j.value.ttl as number;
     const heartbeat = view.heartbeat === undefined ? ttl / 3 : (hb.value as number | false);
-    if (heartbeat !== false && heartbeat >= ttl - ttl * (j.value.margin as number)) wrong.push('heartbeat');
+    if (heartbeat !== false && heartbeat > latestHeartbeat(ttl, j.value.margin as number)) {
+      // A default heartbeat (ttl / 3) that a large margin leaves no room for: naming either will do.
+      wrong.push('heartbeat');
+      if (view.heartbeat === undefined) wrong.push('margin');
+    }
     j.value.heartbeat = heartbeat;
   }
   return { wrong, value: j.value };
