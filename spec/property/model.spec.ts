@@ -496,7 +496,7 @@ test(
   'model-based sequences across three managers and two names',
   () =>
     fc.assert(
-      fc.asyncProperty(fc.commands(commandArbs, { maxCommands: MAX_COMMANDS }), async (cmds) => {
+      fc.asyncProperty(fc.commands(commandArbs, { maxCommands: MAX_COMMANDS, size: 'large' }), async (cmds) => {
         sequences++;
         const run = ++runSerial;
         const real: Real = {
@@ -545,7 +545,7 @@ test(
         const unhandled = rejections.since(real.rejectionsFrom);
         if (unhandled) throw new Error(`unhandled rejection: ${unhandled}`);
       }),
-      fuzzParameters(Number(process.env.FUZZ_SEQUENCES ?? 6)),
+      fuzzParameters(Number(process.env.FUZZ_SEQUENCES ?? 10)),
     ),
   propertyTimeout(55_000),
 );
