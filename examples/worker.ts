@@ -66,7 +66,7 @@ void withDatabase(async (uri) => {
   const operator = new LockManager({ connection: operatorConnection, owner: 'operator' });
   manager.on('acquired', (_lease, { name, token }) => say('worker', `acquired "${name}" (token ${token})`));
   manager.on('released', (_lease, { name }) => say('worker', `released "${name}"`));
-  manager.on('lost', (_lease, error) => say('worker', `LOST "${error.name}" (${error.reason}): stopping work`));
+  manager.on('lost', (_lease, error) => say('worker', `LOST "${error.lock}" (${error.reason}): stopping work`));
   manager.on('error', (error) => say('worker', `error: ${error.message}`));
   try {
     await work(manager, operator);

@@ -265,10 +265,23 @@ const rows: Row[] = [
     ['signal: a plain object', { signal: { aborted: true } }, type],
     ['signal: a string', { signal: 'stop' }, type],
   ].flatMap(([input, options, outcome]) =>
-    optionTakers.map(([entry, call]) =>
-      row({ entry, input: input as string, call: (t) => call(t, options), outcome: outcome as Outcome }),
-    ),
+    optionTakers.map(([entry, call]) => {
+      // tryAcquire() makes one attempt: any wait or strategy is refused, whatever its value.
+      const oneAttempt = entry.startsWith('manager.tryAcquire') && /^(wait|strategy)/.test(input as string);
+      return row({
+        entry,
+        input: input as string,
+        call: (t) => call(t, options),
+        outcome: oneAttempt ? type : (outcome as Outcome),
+      });
+    }),
   ),
+  row({
+    entry: 'manager.tryAcquire(name, options)',
+    input: 'wait: Infinity (one attempt: refused, not a wait forever)',
+    call: (t) => t.manager.tryAcquire('bad-options', { wait: Infinity } as never),
+    outcome: { ...type, message: /tryAcquire\(\) options.wait must be absent/ },
+  }),
   ...[
     ['returns NaN', () => NaN],
     ['returns a negative delay', () => -5],
