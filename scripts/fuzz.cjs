@@ -4,7 +4,7 @@
 //   npm run fuzz -- --runs 500          every property 500 runs (model: 500 sequences)
 //   npm run fuzz -- --minutes 10        every property for its share of 10 minutes
 //   npm run fuzz -- --commands 40       longest model sequence (default 25 here, 12 in npm test)
-//   npm run fuzz -- --seed 123 --path 4:1   replay a reported failure
+//   npm run fuzz -- --seed 123 --path 4:1 [--replay NDW:F]   replay a reported failure (same --commands)
 //   npm run fuzz -- --only model        one suite (options or model)
 // Prints a summary line: runs, sequences and commands executed, read from the counts the
 // suites write. Exits non-zero if a property failed (fast-check prints its seed and counterexample).
@@ -14,7 +14,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const usage =
-  'usage: npm run fuzz -- [--runs N | --minutes N] [--commands N] [--seed N [--path P]] [--only options|model]';
+  'usage: npm run fuzz -- [--runs N | --minutes N] [--commands N] [--seed N [--path P] [--replay R]] [--only options|model]';
 
 function parseArgs(argv) {
   const options = {
@@ -54,6 +54,11 @@ function parseArgs(argv) {
         options.path = value;
         i++;
         break;
+      case '--replay':
+        if (value === undefined) fail('--replay needs the replayPath of a counterexample');
+        options.replay = value;
+        i++;
+        break;
       case '--only':
         if (value !== 'options' && value !== 'model') fail(`--only takes options or model, got ${value}`);
         options.only = value;
@@ -88,6 +93,7 @@ const env = {
   ...(options.minutes !== undefined ? { FUZZ_MINUTES: String(options.minutes) } : {}),
   ...(options.seed !== undefined ? { FUZZ_SEED: options.seed } : {}),
   ...(options.path !== undefined ? { FUZZ_PATH: options.path } : {}),
+  ...(options.replay !== undefined ? { FUZZ_REPLAY_PATH: options.replay } : {}),
 };
 const target = options.only ? `spec/property/${options.only}.spec.ts` : 'spec/property';
 const jest = require.resolve('jest/bin/jest');

@@ -12,6 +12,8 @@
 //   - no unhandled rejection; close() resolves; after a close no lock is left held by nobody
 //     (no document owned by a closed manager still has a leaseId).
 // Sizes: FUZZ_RUNS (sequences), FUZZ_COMMANDS (longest sequence), FUZZ_MINUTES (see support.ts).
+// Replay: FUZZ_SEED, FUZZ_PATH and FUZZ_REPLAY_PATH (the counterexample's replayPath), with the
+// same FUZZ_COMMANDS as the failing run (`npm run fuzz` uses 25, `npm test` 12).
 import fc from 'fast-check';
 import type { Connection } from 'mongoose';
 import { LockError, LockManager, LockTimeoutError, type Election, type Lease } from '../../lib/index';
@@ -80,6 +82,8 @@ interface Real {
   readonly displaced: Map<Lease, number>;
   /** Per name: forces begun (a force in flight may displace a hold an `acquired` check is looking at). */
   readonly forces: Map<string, number>;
+  /** Names a force is in flight on. */
+  readonly forcing: Set<string>;
   /** Leases that emitted `lost`, with the reason. */
   readonly lost: Map<Lease, string>;
   /** Tokens of every `acquired` event, per name. */
@@ -132,7 +136,8 @@ async function checkAcquired(real: Real, lease: Lease, claim: Claim): Promise<st
   const forces = real.forces.get(lease.name) ?? 0;
   const stored = await readLocks(raw, COLLECTION, [lease.name]);
   if (!lease.held || lease.token !== claim.token || real.displaced.has(lease)) return '';
-  if ((real.forces.get(lease.name) ?? 0) !== forces) return ''; // a force landed meanwhile: judged at the step's check
+  // A force begun meanwhile, or in flight, may have ended this hold: judged at the step's check.
+  if ((real.forces.get(lease.name) ?? 0) !== forces || real.forcing.has(lease.name)) return '';
   const problem = claimProblem(claim, stored.get(lease.name));
   return problem ? `at the acquired event: ${problem}` : '';
 }
@@ -359,10 +364,18 @@ class Force extends Step {
       : `s${this.slot}.forceRelease(n${this.n})`;
   }
   async act(model: Model, real: Real, failures: string[]) {
-    const { manager } = real.slots[this.slot]!;
     const name = real.names[this.n]!;
     const expected = expectedHolder(model, real, name);
     real.forces.set(name, (real.forces.get(name) ?? 0) + 1);
+    real.forcing.add(name);
+    try {
+      await this.force(model, real, failures, name, expected);
+    } finally {
+      real.forcing.delete(name);
+    }
+  }
+  async force(model: Model, real: Real, failures: string[], name: string, expected: Lease | null | undefined) {
+    const { manager } = real.slots[this.slot]!;
     if (this.how === 'forceAcquire') {
       const lease = manager.lease(name, { ttl: TTL });
       displace(real, name);
@@ -496,55 +509,65 @@ test(
   'model-based sequences across three managers and two names',
   () =>
     fc.assert(
-      fc.asyncProperty(fc.commands(commandArbs, { maxCommands: MAX_COMMANDS, size: 'large' }), async (cmds) => {
-        sequences++;
-        const run = ++runSerial;
-        const real: Real = {
-          run,
-          names: [`run${run}-a`, `run${run}-b`],
-          slots: [],
-          leases: [],
-          elections: [],
-          displaced: new Map(),
-          forces: new Map(),
-          lost: new Map(),
-          tokens: new Map(),
-          stored: new Map(),
-          closedOwners: new Set(),
-          pending: [],
-          problems: [],
-          errors: [],
-          log: [],
-          rejectionsFrom: rejections.seen.length,
-        };
-        for (let i = 0; i < SLOTS; i++) real.slots.push(newManager(real, i, 0));
-        const model: Model = { holder: new Map(real.names.map((n) => [n, null])) };
-        try {
-          await fc.asyncModelRun(() => ({ model, real }), cmds);
-        } finally {
-          // Every election and manager closes, and nothing is left held by nobody.
-          await within(
-            Promise.all(real.elections.map((e) => e.election.close())),
-            STEP,
-            'closing the elections at the end',
-          );
-          await within(
-            Promise.all(
-              real.slots.map((s) => {
-                real.closedOwners.add(s.owner);
-                return s.manager.close();
-              }),
-            ),
-            STEP,
-            'closing the managers at the end',
-          );
-        }
-        const stored = await readLocks(raw, COLLECTION, real.names);
-        const left = real.names.flatMap((name) => orphanProblems(real, name, stored.get(name)!));
-        if (left.length) throw new Error(`after closing everything: ${left.join('; ')}\n  log: ${real.log.join('; ')}`);
-        const unhandled = rejections.since(real.rejectionsFrom);
-        if (unhandled) throw new Error(`unhandled rejection: ${unhandled}`);
-      }),
+      fc.asyncProperty(
+        fc.commands(commandArbs, {
+          maxCommands: MAX_COMMANDS,
+          size: 'large',
+          // A reported counterexample's /*replayPath="..."*/, with FUZZ_SEED and FUZZ_PATH, replays it.
+          ...(process.env.FUZZ_REPLAY_PATH ? { replayPath: process.env.FUZZ_REPLAY_PATH } : {}),
+        }),
+        async (cmds) => {
+          sequences++;
+          const run = ++runSerial;
+          const real: Real = {
+            run,
+            names: [`run${run}-a`, `run${run}-b`],
+            slots: [],
+            leases: [],
+            elections: [],
+            displaced: new Map(),
+            forces: new Map(),
+            forcing: new Set(),
+            lost: new Map(),
+            tokens: new Map(),
+            stored: new Map(),
+            closedOwners: new Set(),
+            pending: [],
+            problems: [],
+            errors: [],
+            log: [],
+            rejectionsFrom: rejections.seen.length,
+          };
+          for (let i = 0; i < SLOTS; i++) real.slots.push(newManager(real, i, 0));
+          const model: Model = { holder: new Map(real.names.map((n) => [n, null])) };
+          try {
+            await fc.asyncModelRun(() => ({ model, real }), cmds);
+          } finally {
+            // Every election and manager closes, and nothing is left held by nobody.
+            await within(
+              Promise.all(real.elections.map((e) => e.election.close())),
+              STEP,
+              'closing the elections at the end',
+            );
+            await within(
+              Promise.all(
+                real.slots.map((s) => {
+                  real.closedOwners.add(s.owner);
+                  return s.manager.close();
+                }),
+              ),
+              STEP,
+              'closing the managers at the end',
+            );
+          }
+          const stored = await readLocks(raw, COLLECTION, real.names);
+          const left = real.names.flatMap((name) => orphanProblems(real, name, stored.get(name)!));
+          if (left.length)
+            throw new Error(`after closing everything: ${left.join('; ')}\n  log: ${real.log.join('; ')}`);
+          const unhandled = rejections.since(real.rejectionsFrom);
+          if (unhandled) throw new Error(`unhandled rejection: ${unhandled}`);
+        },
+      ),
       fuzzParameters(Number(process.env.FUZZ_SEQUENCES ?? 10)),
     ),
   propertyTimeout(55_000),
