@@ -109,6 +109,8 @@ export function commandCounter(connection: Connection) {
     // a cursor's continuation (the wake-up signals' tailing cursor), not a new command
     'getMore',
     'killCursors',
+    // a metadata read (the signals' capped collection being looked for), never a change
+    'listCollections',
   ]);
   connection.getClient().on('commandStarted', (event) => {
     if (housekeeping.has(event.commandName)) return;
