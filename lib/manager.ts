@@ -324,6 +324,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   async #drain(): Promise<'done'> {
     const releases = [...this.#held].map((lease) => lease.closeRelease());
     this.#watchdog.stop();
+    await this.#watchdog.idle(); // a tick in flight sends its last command before close() resolves
     for (const result of await Promise.allSettled(releases)) {
       if (result.status === 'rejected') this.#report(result.reason);
     }

@@ -206,7 +206,7 @@ export function resolveManagerOptions(input: LockManagerOptions | undefined): Ma
   const ttl = options.ttl === undefined ? 60_000 : parseDuration(options.ttl, 'options.ttl');
   const margin = options.margin ?? 0.1;
   if (typeof margin !== 'number') throw invalidType('options.margin', 'a fraction of the ttl', margin);
-  if (!(margin > 0 && margin <= 0.5)) throw outOfRange('options.margin', 'a fraction above 0 and at most 0.5', margin);
+  if (!(margin > 0 && margin < 0.5)) throw outOfRange('options.margin', 'a fraction above 0 and below 0.5', margin);
   const owner = options.owner ?? `${os.hostname()}:${process.pid}`;
   checkName(owner, 'options.owner');
   const settings: Omit<ManagerSettings, 'heartbeat' | 'history'> = {
@@ -222,11 +222,19 @@ export function resolveManagerOptions(input: LockManagerOptions | undefined): Ma
     wakeups: booleanOption(options.wakeups, true, 'options.wakeups'),
     cleanupAfter: retentionOption(options.cleanupAfter, '1d', 'options.cleanupAfter'),
   };
-  const heartbeat = options.heartbeat === undefined ? ttl / 3 : heartbeatOption(options.heartbeat, 'options.heartbeat');
+  const heartbeat =
+    options.heartbeat === undefined
+      ? defaultHeartbeat(ttl, margin)
+      : heartbeatOption(options.heartbeat, 'options.heartbeat');
   const history = historyOption(options.history, settings.collection);
   const full = { ...settings, heartbeat, history };
   leaseTiming(full, {}, 'options'); // the manager's own defaults must make a valid lease
   return full;
+}
+
+/** A third of the ttl, or less with a wide margin: a renewal must leave one margin for its round trips. */
+function defaultHeartbeat(ttl: number, margin: number): number {
+  return Math.min(ttl / 3, ttl * (1 - 2 * margin));
 }
 
 /** The timing of one lease: its own ttl/heartbeat, or the manager's. Throws if they cannot work. */
@@ -240,7 +248,7 @@ export function leaseTiming(
   const ttl = ownTtl ? parseDuration(options.ttl, `${what}.ttl`) : settings.ttl;
   let heartbeat: number | false;
   if (options.heartbeat !== undefined) heartbeat = heartbeatOption(options.heartbeat, `${what}.heartbeat`);
-  else if (ownTtl) heartbeat = settings.heartbeat === false ? false : ttl / 3;
+  else if (ownTtl) heartbeat = settings.heartbeat === false ? false : defaultHeartbeat(ttl, settings.margin);
   else heartbeat = settings.heartbeat;
   const margin = ttl * settings.margin;
   // A renewal sent at the heartbeat must land, and be read back, before the local deadline (the

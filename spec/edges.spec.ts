@@ -3,6 +3,7 @@
 // things, owners that look like MongoDB expressions, and the error contract.
 import { setMaxListeners } from 'node:events';
 import { LeaseLostError, LockError, type Lease } from '../lib/index';
+import { mongo } from 'mongoose';
 import { LockStore, acquireCommand } from '../lib/store';
 import { lockFixture, recorder } from './helpers/locks';
 import { nextEvent, waitFor } from './helpers/wait';
@@ -325,6 +326,27 @@ describe('replica-set safety, on the code path a standalone server can show', ()
     const other = await store.acquire({ ...request, leaseId: 'lease-b' });
     expect(other.acquired).toBe(false);
     await store.release('retried', 'lease-a');
+  });
+
+  test('history is recorded off the acquisition path: a slow history write does not delay a takeover', async () => {
+    const connection = await locks.db.connect();
+    const store = new LockStore(connection, 'locks', 8000, { history: 'slow.history' });
+    await store.acquire({ name: 'takeover', leaseId: 'old', owner: 'crashed', ttl: 1 });
+    await waitFor(async () => !(await store.inspect('takeover'))!.held);
+    // The history collection stops answering: its inserts hang (until the command timeout).
+    const insertMany = jest
+      .spyOn(mongo.Collection.prototype, 'insertMany')
+      .mockImplementation(() => new Promise<never>(() => {}));
+    try {
+      const started = performance.now();
+      const result = await store.acquire({ name: 'takeover', leaseId: 'new', owner: 'me', ttl: 5000 });
+      expect(result).toMatchObject({ acquired: true, took: { owner: 'crashed', outcome: 'expired' } });
+      expect(performance.now() - started).toBeLessThan(4000); // not held up until the 8 s timeout
+      await waitFor(() => insertMany.mock.calls.length > 0); // the takeover is recorded, in the background
+    } finally {
+      insertMany.mockRestore();
+    }
+    await store.release('takeover', 'new');
   });
 
   test('the acquire pipeline holds the caller-given values only as literals', () => {
