@@ -40,7 +40,7 @@ async function main(): Promise<void> {
         lease.signal.throwIfAborted(); // lost the lock meanwhile: do not record a half-done migration as done
         await db
           .collection<Applied>('migrations')
-          .insertOne({ _id: MIGRATION, by: name, token: lease.token!, at: new Date() });
+          .insertOne({ _id: MIGRATION, by: name, token: lease.token, at: new Date() });
         console.log(`applied ${MIGRATION}: ${plans.length} plans created`);
       },
       { wait: '2m' },

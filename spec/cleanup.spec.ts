@@ -115,7 +115,7 @@ test(
     expect(await docs.findOne({ _id: 'held' })).toMatchObject({ leaseId: expect.any(String) });
     expect(held.held).toBe(true);
     const again = await manager.acquire('freed');
-    expect(again.token!).toBeGreaterThan(token!); // the token grows across the removal
+    expect(again.token).toBeGreaterThan(token); // the token grows across the removal
     await Promise.all([again.release(), held.release()]);
   },
   TTL_TEST_TIMEOUT,
@@ -150,7 +150,7 @@ test(
     expect((await docs.findOne({ _id: 'recently' }))!.freedAt).toBeUndefined();
 
     const lease = await manager.acquire('long-ago');
-    expect(lease.token!).toBeGreaterThan(longAgo.token);
+    expect(lease.token).toBeGreaterThan(longAgo.token);
     await lease.release();
   },
   TTL_TEST_TIMEOUT,
@@ -166,6 +166,6 @@ test("a freed document's clean-up clock starts no earlier than its token, read a
   const freed = await docs.findOne({ _id: 'ahead' });
   expect(freed!.freedAt!.getTime()).toBe(ahead);
   const next = await manager.acquire('ahead');
-  expect(next.token!).toBeGreaterThan(ahead);
+  expect(next.token).toBeGreaterThan(ahead);
   await next.release();
 });

@@ -43,7 +43,7 @@ test('acquisitions and releases acknowledged just before a crash survive the res
   const leases = [];
   for (const name of names) leases.push(await holder.acquire(name));
   const released = await holder.acquire('released');
-  const releasedToken = released.token!;
+  const releasedToken = released.token;
   await released.release();
 
   engine = await engine.restart(); // SIGKILL: no clean shutdown, no chance to flush anything
@@ -55,15 +55,15 @@ test('acquisitions and releases acknowledged just before a crash survive the res
   }
   const after = await contender.tryAcquire('released');
   expect(after).not.toBeNull();
-  expect(after!.token!).toBeGreaterThan(releasedToken);
+  expect(after!.token).toBeGreaterThan(releasedToken);
 }, 60_000);
 
 test('a renewal acknowledged before a crash survives it', async () => {
   const holder = await manager('renewing', { ttl: 3000, heartbeat: 300 });
   const lease = await holder.acquire('renewed');
-  const first = lease.expiresAt!.getTime();
+  const first = lease.expiresAt.getTime();
   // The watchdog reads the lease back after each renewal: a later expiry means one was acknowledged.
-  const renewed = await waitFor(() => (lease.expiresAt!.getTime() > first + 500 ? lease.expiresAt!.getTime() : 0), {
+  const renewed = await waitFor(() => (lease.expiresAt.getTime() > first + 500 ? lease.expiresAt.getTime() : 0), {
     what: 'a renewal',
     interval: 2, // crash right after it: an unjournaled write would still be in memory
   });

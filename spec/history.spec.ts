@@ -40,11 +40,11 @@ test('every way a hold ends is recorded once, by whoever ends it, and read newes
   const tokens: number[] = [];
 
   const released = await a.acquire('job'); // 1. released by its holder
-  tokens.push(released.token!);
+  tokens.push(released.token);
   await released.release();
 
   const lapsed = await a.acquire('job', { ttl: 400, heartbeat: false }); // 2. ran out, given up by its holder
-  tokens.push(lapsed.token!);
+  tokens.push(lapsed.token);
   await nextEvent(lapsed, 'timeout');
   await recordsOf(a, 'job', 2);
 
@@ -52,7 +52,7 @@ test('every way a hold ends is recorded once, by whoever ends it, and read newes
   tokens.push(crashed.token);
   const taker = await b.acquire('job', { ttl: 3000, heartbeat: 200 }); // its watchdog soon sees it taken
 
-  tokens.push(taker.token!); // 4. taken by force
+  tokens.push(taker.token); // 4. taken by force
   const forced = b.lease('job');
   const lost = nextEvent(taker, 'lost');
   await forced.forceAcquire();

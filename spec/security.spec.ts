@@ -37,8 +37,8 @@ test('only the lease id renews or releases a hold: the owner string decides noth
   // Changing the owner in the document changes nothing for the holder: renewals go on.
   const docs = await locks.documents('secure');
   await docs.updateOne({ _id: 'owned' }, { $set: { owner: 'mallory' } });
-  const expiry = lease.expiresAt!.getTime();
-  await waitFor(() => lease.expiresAt!.getTime() > expiry + 500, { what: 'renewals after the owner changed' });
+  const expiry = lease.expiresAt.getTime();
+  await waitFor(() => lease.expiresAt.getTime() > expiry + 500, { what: 'renewals after the owner changed' });
   expect(lease.held).toBe(true);
   expect(await twin.tryAcquire('owned')).toBeNull();
   await expect(lease.release()).resolves.toBe(true);
@@ -64,7 +64,7 @@ test.each([
     expect(lease.signal.aborted).toBe(true);
     expect(errors.every((code) => code === 'database')).toBe(true); // reads the server refused, if any
     const next = await manager.acquire(name, { wait: '5s' });
-    expect(next.token!).toBeGreaterThan(error.token);
+    expect(next.token).toBeGreaterThan(error.token);
     await next.release();
   },
   30_000,

@@ -48,7 +48,7 @@ test('an infinite wait takes over a lock whose holder stopped renewing, once it 
   const { token } = await crashed.acquire('orphan');
   // With a one-hour poll, only the expiry the waiter observed on the server can wake it.
   const lease = await waiter.acquire('orphan', { wait: Infinity });
-  expect(lease.token!).toBeGreaterThan(token!);
+  expect(lease.token).toBeGreaterThan(token);
   expect((await waiter.inspect('orphan'))!.owner).toBe(waiter.owner);
   await lease.release();
 });
@@ -86,7 +86,7 @@ test('a waiter of the same manager wakes as soon as a lease of that manager rele
   const waiting = manager.acquire('same-manager'); // polls hourly: only the wake-up can end this soon
   await held.release();
   const lease = await waiting;
-  expect(lease.token!).toBeGreaterThan(token!);
+  expect(lease.token).toBeGreaterThan(token);
   await lease.release();
 });
 

@@ -15,7 +15,7 @@ export async function pause({ uri, quick, pause: stop, resume }: Context): Promi
       await sleep(Math.random() * 500); // a random phase of the heartbeat
       const lost = new Promise((resolve) => lease.once('lost', resolve));
       const pausedAt = Date.now(); // the engine runs on this machine: its clock is this clock
-      const serverExpiry = lease.expiresAt!.getTime();
+      const serverExpiry = lease.expiresAt.getTime();
       stop();
       await lost;
       lostAfter.push(Date.now() - pausedAt);
