@@ -3,7 +3,11 @@
 // unless MONGODB_URI names a server to run the suite against instead.
 const { startEngine } = require('../../scripts/engine.cjs');
 
-module.exports = async function globalSetup() {
+module.exports = async function globalSetup(globalConfig) {
+  // `npm run test:unit`: pure logic only, no server to start.
+  const patterns = globalConfig.testPathPatterns?.patterns ?? globalConfig.testPathPattern ?? [];
+  const only = Array.isArray(patterns) ? patterns : [patterns];
+  if (only.length > 0 && only.every((p) => /^spec\/unit\/?$/.test(String(p)))) return;
   if (process.env.MONGODB_URI) {
     process.env.MDL_TEST_URI = process.env.MONGODB_URI;
     return;

@@ -1,7 +1,7 @@
 // The watchdog against the real engine: renewal past the ttl, loss detection, no heartbeat.
-import { LeaseLostError, LockTimeoutError } from '../lib/index';
-import { elapse, lockFixture } from './helpers/locks';
-import { nextEvent } from './helpers/wait';
+import { LeaseLostError, LockTimeoutError } from '../../lib/index';
+import { elapse, lockFixture } from '../helpers/locks';
+import { nextEvent } from '../helpers/wait';
 
 const locks = lockFixture();
 

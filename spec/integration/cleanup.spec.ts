@@ -1,10 +1,10 @@
 // Set-up and clean-up against the real engine (its TTL monitor runs every second in tests): the
 // indexes a manager makes, free lock documents removed after cleanupAfter, crashed holders' locks.
 import mongoose from 'mongoose';
-import { LockError, type LockManager } from '../lib/index';
-import { lockFixture } from './helpers/locks';
-import { TTL_PASS, TTL_TEST_TIMEOUT } from './helpers/ttl';
-import { waitFor } from './helpers/wait';
+import { LockError, type LockManager } from '../../lib/index';
+import { lockFixture } from '../helpers/locks';
+import { TTL_PASS, TTL_TEST_TIMEOUT } from '../helpers/ttl';
+import { waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '30s' });
 

@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mongoose, { type Connection } from 'mongoose';
-import { LockManager } from '../lib/index';
-import { waitFor } from './helpers/wait';
+import { LockManager } from '../../lib/index';
+import { waitFor } from '../helpers/wait';
 
-import { startEngine } from '../scripts/engine.cjs';
+import { startEngine } from '../../scripts/engine.cjs';
 
 const dbpath = fs.mkdtempSync(path.join(os.tmpdir(), 'mdlock-durability-'));
 let engine: Awaited<ReturnType<typeof startEngine>>;

@@ -1,6 +1,6 @@
 // Waiting for a lock: bounded, infinite, aborted, custom strategies, and the same-manager wake-up.
-import { LockTimeoutError, strategies, type PollStrategy } from '../lib/index';
-import { lockFixture } from './helpers/locks';
+import { LockTimeoutError, strategies, type PollStrategy } from '../../lib/index';
+import { lockFixture } from '../helpers/locks';
 
 const locks = lockFixture({ ttl: '30s', poll: 100 });
 

@@ -1,6 +1,6 @@
 // `npm run demo` in its short mode, as CI runs it: a failover and a hand-over happen, and it
 // cleans up every process it started.
-import { alive, processes } from './helpers/processes';
+import { alive, processes } from '../helpers/processes';
 
 const children = processes();
 

@@ -1,10 +1,10 @@
 // A stalled server: the local deadline ends a hold on time even though the renewal hangs.
 // These tests pause a private engine (SIGSTOP), so they start their own whatever MONGODB_URI says.
 import mongoose, { type Connection } from 'mongoose';
-import { LeaseLostError, LockError, LockManager } from '../lib/index';
-import { nextEvent } from './helpers/wait';
+import { LeaseLostError, LockError, LockManager } from '../../lib/index';
+import { nextEvent } from '../helpers/wait';
 
-import { startEngine } from '../scripts/engine.cjs';
+import { startEngine } from '../../scripts/engine.cjs';
 
 let engine: Awaited<ReturnType<typeof startEngine>>;
 const connections: Connection[] = [];

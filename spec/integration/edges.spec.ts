@@ -2,11 +2,11 @@
 // `undefined` options, work that outlives its hold, a blocked event loop, a close in the middle of
 // things, owners that look like MongoDB expressions, and the error contract.
 import { setMaxListeners } from 'node:events';
-import { LeaseLostError, LockError, type Lease } from '../lib/index';
+import { LeaseLostError, LockError, type Lease } from '../../lib/index';
 import { mongo } from 'mongoose';
-import { LockStore, acquireCommand } from '../lib/store';
-import { lockFixture, recorder } from './helpers/locks';
-import { nextEvent, waitFor } from './helpers/wait';
+import { LockStore, acquireCommand } from '../../lib/store';
+import { lockFixture, recorder } from '../helpers/locks';
+import { nextEvent, waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '20s' });
 

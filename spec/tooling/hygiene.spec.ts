@@ -5,9 +5,9 @@
 // - thousands of acquire/release cycles leave no listener behind and do not grow the heap.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { testDatabase, testUri } from './helpers/mongo';
+import { testDatabase, testUri } from '../helpers/mongo';
 
-const ROOT = path.join(__dirname, '..');
+const ROOT = path.join(__dirname, '..', '..');
 const db = testDatabase();
 
 beforeAll(() => db.connect()); // so that the database the children write in is dropped afterwards

@@ -1,11 +1,11 @@
 // `mdlock ls`, `inspect`, `release --force`, help, and its one-line errors, in real processes
 // against the real engine. (`mdlock run` is in cli-run.spec.ts.)
 import net from 'node:net';
-import { version } from '../package.json';
-import type { LeaseLostError } from '../lib/index';
-import { lockFixture } from './helpers/locks';
-import { mdlockRunner, node } from './helpers/mdlock';
-import { nextEvent } from './helpers/wait';
+import { version } from '../../package.json';
+import type { LeaseLostError } from '../../lib/index';
+import { lockFixture } from '../helpers/locks';
+import { mdlockRunner, node } from '../helpers/mdlock';
+import { nextEvent } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '30s' });
 const mdlock = mdlockRunner(() => locks.db.name);

@@ -12,9 +12,9 @@ import Lock, {
   type LockCallback,
   type CompatLockOptions,
 } from 'mongoose-distributed-lock';
-import { elapse, lockFixture } from './helpers/locks';
-import { testUri } from './helpers/mongo';
-import { nextEvent, waitFor } from './helpers/wait';
+import { elapse, lockFixture } from '../helpers/locks';
+import { testUri } from '../helpers/mongo';
+import { nextEvent, waitFor } from '../helpers/wait';
 
 const locks = lockFixture();
 let connection: Connection;

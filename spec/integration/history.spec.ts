@@ -1,9 +1,9 @@
 // The history option against the real engine: one record per ended hold, whoever ends it, with
 // how it ended; read newest first; removed after `retain` by the TTL monitor.
-import type { HistoryRecord, LockManager } from '../lib/index';
-import { lockFixture } from './helpers/locks';
-import { TTL_PASS, TTL_TEST_TIMEOUT } from './helpers/ttl';
-import { nextEvent, waitFor } from './helpers/wait';
+import type { HistoryRecord, LockManager } from '../../lib/index';
+import { lockFixture } from '../helpers/locks';
+import { TTL_PASS, TTL_TEST_TIMEOUT } from '../helpers/ttl';
+import { nextEvent, waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '30s' });
 

@@ -1,8 +1,8 @@
 // forceAcquire against the real engine: it takes a lock whatever its state, and the previous
 // holder's watchdog finds out and emits lost (reason taken).
-import { LeaseLostError, LockStateError } from '../lib/index';
-import { lockFixture } from './helpers/locks';
-import { nextEvent } from './helpers/wait';
+import { LeaseLostError, LockStateError } from '../../lib/index';
+import { lockFixture } from '../helpers/locks';
+import { nextEvent } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: 3000, heartbeat: 200 });
 

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { processes } from './helpers/processes';
+import { processes } from '../helpers/processes';
 
 const children = processes();
 let scratch: string;

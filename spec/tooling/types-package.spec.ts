@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 
-const root = path.join(__dirname, '..');
+const root = path.join(__dirname, '..', '..');
 const tsc = require.resolve('typescript/bin/tsc');
 
 /** Runs a node script to its end; resolves its exit code and output. */

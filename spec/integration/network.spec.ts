@@ -3,11 +3,11 @@
 // torture test's proxy fault: the lease was reported acquired 2 s after it had expired on the server.
 // These tests put a proxy in front of a private engine, so they start their own whatever MONGODB_URI says.
 import mongoose, { type Connection } from 'mongoose';
-import { LockManager } from '../lib/index';
-import { FaultProxy } from './torture/proxy';
-import { waitFor } from './helpers/wait';
+import { LockManager } from '../../lib/index';
+import { FaultProxy } from '../torture/proxy';
+import { waitFor } from '../helpers/wait';
 
-import { startEngine } from '../scripts/engine.cjs';
+import { startEngine } from '../../scripts/engine.cjs';
 
 let engine: Awaited<ReturnType<typeof startEngine>>;
 let proxy: FaultProxy;

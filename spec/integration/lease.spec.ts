@@ -1,7 +1,7 @@
 // Acquire and release against the real engine: what the lock document holds, tokens, events, state errors.
-import { LockManager, LockStateError } from '../lib/index';
-import { lockFixture } from './helpers/locks';
-import { testUri } from './helpers/mongo';
+import { LockManager, LockStateError } from '../../lib/index';
+import { lockFixture } from '../helpers/locks';
+import { testUri } from '../helpers/mongo';
 
 const locks = lockFixture({ ttl: '30s' });
 

@@ -2,9 +2,9 @@
 // releases a hold; the owner string decides nothing. Someone who can write to the lock collection
 // can break any lock (the README says so), but a tampered document ends a hold or leaves it: it
 // never crashes or stalls the holder.
-import type { LeaseLostError } from '../lib/index';
-import { lockFixture } from './helpers/locks';
-import { nextEvent, waitFor } from './helpers/wait';
+import type { LeaseLostError } from '../../lib/index';
+import { lockFixture } from '../helpers/locks';
+import { nextEvent, waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ collection: 'secure' });
 

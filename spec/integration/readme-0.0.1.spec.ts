@@ -6,10 +6,10 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { lockFixture } from './helpers/locks';
-import { testUri } from './helpers/mongo';
+import { lockFixture } from '../helpers/locks';
+import { testUri } from '../helpers/mongo';
 
-const root = path.join(__dirname, '..');
+const root = path.join(__dirname, '..', '..');
 const locks = lockFixture();
 
 function run(program: string, env: Record<string, string>) {

@@ -1,10 +1,10 @@
 // `mdlock run` in real processes against the real engine: exit codes, the fencing token, a busy
 // lock, a lost lease stopping the command, signals passed on, and the lock released on the way out.
 import fs from 'node:fs';
-import { lockFixture } from './helpers/locks';
-import { mdlockRunner, node } from './helpers/mdlock';
-import { alive } from './helpers/processes';
-import { waitFor } from './helpers/wait';
+import { lockFixture } from '../helpers/locks';
+import { mdlockRunner, node } from '../helpers/mdlock';
+import { alive } from '../helpers/processes';
+import { waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '30s' });
 const mdlock = mdlockRunner(() => locks.db.name);

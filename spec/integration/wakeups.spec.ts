@@ -1,7 +1,7 @@
 // Cross-process wake-ups: a release that someone waited for wakes waiters in other managers
 // (other processes) within a round trip, instead of at their next poll.
-import { lockFixture } from './helpers/locks';
-import { nextEvent, waitFor } from './helpers/wait';
+import { lockFixture } from '../helpers/locks';
+import { nextEvent, waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '60s' });
 

@@ -2,12 +2,12 @@
 // is on its way must not abandon it. This file pauses a private engine (SIGSTOP), so it starts its
 // own whatever MONGODB_URI says.
 import mongoose, { type Connection } from 'mongoose';
-import type { LockDocument } from '../lib/store';
-import { mdlockRunner, node } from './helpers/mdlock';
-import { databaseUri } from './helpers/mongo';
-import { waitFor } from './helpers/wait';
+import type { LockDocument } from '../../lib/store';
+import { mdlockRunner, node } from '../helpers/mdlock';
+import { databaseUri } from '../helpers/mongo';
+import { waitFor } from '../helpers/wait';
 
-import { startEngine } from '../scripts/engine.cjs';
+import { startEngine } from '../../scripts/engine.cjs';
 
 let engine: Awaited<ReturnType<typeof startEngine>>;
 let connection: Connection;

@@ -4,10 +4,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { BSON } from 'mongodb';
-import { testDatabase } from './helpers/mongo';
-import { waitFor } from './helpers/wait';
+import { testDatabase } from '../helpers/mongo';
+import { waitFor } from '../helpers/wait';
 
-import { startEngine } from '../scripts/engine.cjs';
+import { startEngine } from '../../scripts/engine.cjs';
 
 const db = testDatabase();
 

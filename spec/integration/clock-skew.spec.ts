@@ -1,6 +1,6 @@
 // A client whose clock is hours off neither steals a live lock nor loses its own: expiry is
 // decided by the server's $$NOW, and local deadlines run on the monotonic clock.
-import { elapse, lockFixture } from './helpers/locks';
+import { elapse, lockFixture } from '../helpers/locks';
 
 const locks = lockFixture({ ttl: 2000, heartbeat: 300, poll: 100 });
 const RealDate = Date;

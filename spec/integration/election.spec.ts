@@ -1,9 +1,9 @@
 // Leader election: one leader at a time, failover, resignation, close, leading(fn), bad input.
-import type { Election, LockManager, RevokedReason } from '../lib/index';
-import { lockFixture } from './helpers/locks';
-import { databaseUri } from './helpers/mongo';
-import { processes, type Child } from './helpers/processes';
-import { nextEvent, waitFor } from './helpers/wait';
+import type { Election, LockManager, RevokedReason } from '../../lib/index';
+import { lockFixture } from '../helpers/locks';
+import { databaseUri } from '../helpers/mongo';
+import { processes, type Child } from '../helpers/processes';
+import { nextEvent, waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ poll: 50 });
 const children = processes();

@@ -18,9 +18,9 @@ import Lock, {
   type Election,
   type Lease,
   type LockErrorCode,
-} from '../lib/index';
-import { lockFixture } from './helpers/locks';
-import { waitFor } from './helpers/wait';
+} from '../../lib/index';
+import { lockFixture } from '../helpers/locks';
+import { waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ collection: 'bad_input' });
 

@@ -1,7 +1,7 @@
 // Each example, run as its npm script runs it (in processes of its own), against this file's database.
-import { lockFixture } from './helpers/locks';
-import { databaseUri } from './helpers/mongo';
-import { processes } from './helpers/processes';
+import { lockFixture } from '../helpers/locks';
+import { databaseUri } from '../helpers/mongo';
+import { processes } from '../helpers/processes';
 
 const locks = lockFixture();
 const children = processes();

@@ -1,7 +1,7 @@
 // The manager's API: withLock, acquire/tryAcquire, events, listeners that throw, close().
-import { LeaseLostError, LockStateError } from '../lib/index';
-import { lockFixture } from './helpers/locks';
-import { nextEvent } from './helpers/wait';
+import { LeaseLostError, LockStateError } from '../../lib/index';
+import { lockFixture } from '../helpers/locks';
+import { nextEvent } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '30s', poll: 100 });
 
