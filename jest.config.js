@@ -1,3 +1,12 @@
+// MDL_MONGOOSE=8 runs the suite on mongoose 8 (the devDependency aliased `mongoose8`) instead of
+// mongoose 9: every `mongoose` that Jest loads (lib/, spec helpers, tests) is then mongoose 8, one
+// instance. Child processes that tests spawn (tsx fixtures, examples, mdlock) resolve `mongoose`
+// the normal way, so they stay on mongoose 9. See CONTRIBUTING.md.
+const mongooseMajor = process.env.MDL_MONGOOSE || '9';
+if (mongooseMajor !== '8' && mongooseMajor !== '9') {
+  throw new Error(`MDL_MONGOOSE must be 8 or 9 (the mongoose major to test on), not ${JSON.stringify(mongooseMajor)}`);
+}
+
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',
@@ -11,6 +20,7 @@ module.exports = {
     '^(\\.{1,2}/.*)\\.js$': '$1',
     // The package's name resolves to what `require` gets from the published package.
     '^mongoose-distributed-lock$': '<rootDir>/lib/main.cjs',
+    ...(mongooseMajor === '8' ? { '^mongoose$': require.resolve('mongoose8') } : {}),
   },
   // One engine for the whole run, unless MONGODB_URI names a server to use instead.
   globalSetup: '<rootDir>/spec/setup/global-setup.cjs',
