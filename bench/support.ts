@@ -2,7 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import mongoose, { type Connection } from 'mongoose';
-import { acquireCommand, COLLECTION, releaseCommand, type LockDocument } from '../lib/store';
+import { acquireCommand, COLLECTION, releaseCommand, type LockDocument } from '../lib/commands';
 
 /** One row of the results table. */
 export interface Row {

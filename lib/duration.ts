@@ -1,11 +1,9 @@
 import ms from 'ms';
 import { invalidType, outOfRange } from './errors.js';
+import { MAX_TIMER } from './timeout.js';
 
 /** A duration: milliseconds, or an `ms` string such as `'500ms'`, `'30s'`, `'2m'`. */
 export type Duration = number | string;
-
-/** The longest delay a Node.js timer can wait (about 24.8 days). */
-export const MAX_TIMER = 2 ** 31 - 1;
 
 /**
  * Parses a duration once, at the edge: a number of milliseconds or an `ms` string. Throws a

@@ -4,7 +4,7 @@ import { parseDuration, type Duration } from './duration.js';
 import { LeaseLostError, LockErrorCode, LockStateError, LockTimeoutError, invalidType } from './errors.js';
 import type { Lease } from './lease.js';
 import { checkObject } from './options.js';
-import type { LockInfo } from './store.js';
+import type { LockInfo } from './types.js';
 
 /** Options of {@link LockManager.elect}: the leadership lease's timing. */
 export interface ElectionOptions {

@@ -19,19 +19,40 @@ export const LockErrorCode = Object.freeze({
   Connection: 'connection',
   /** MongoDB rejected a command (for example an invalid collection name). */
   Database: 'database',
+  /**
+   * A bad argument: carried by the `TypeError` or `RangeError` thrown before anything is sent,
+   * whose `argument` names what was wrong (`'options.ttl'`) and `option` the key (`'ttl'`).
+   */
+  InvalidArgument: 'invalid_argument',
 } as const);
 
 /** One of {@link LockErrorCode}'s values. */
 export type LockErrorCode = (typeof LockErrorCode)[keyof typeof LockErrorCode];
 
-/** The root of every error this library raises; `code` says which case it is. */
+/** Options of {@link LockError}'s constructor. */
+export interface LockErrorOptions {
+  readonly cause?: unknown;
+  /** See {@link LockError.connectionClosed}. */
+  readonly connectionClosed?: boolean;
+}
+
+/**
+ * The root of every error this library raises once arguments are checked; `code` says which case
+ * it is. Classes and codes are stable across versions; messages are for people and may change.
+ */
 export class LockError extends Error {
   /** A stable machine-readable code from {@link LockErrorCode}. */
   readonly code: LockErrorCode;
+  /**
+   * Code `connection` only: the application closed its connection, or never opened it. Unlike an
+   * outage this does not pass by itself, so waits do not ride it out.
+   */
+  readonly connectionClosed: boolean;
 
-  constructor(code: LockErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: LockErrorCode, message: string, options?: LockErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
+    this.connectionClosed = options?.connectionClosed === true;
   }
 }
 LockError.prototype.name = 'LockError';
@@ -108,16 +129,33 @@ export function describe(value: unknown): string {
   }
 }
 
+/**
+ * What an argument error carries besides its message: `code` is always `invalid_argument`,
+ * `argument` the path named in the message (`'lease options.heartbeat'`), `option` its last key
+ * (`'heartbeat'`), so that a caller such as the CLI can map it without reading the message.
+ */
+export interface ArgumentErrorFields {
+  readonly code: typeof LockErrorCode.InvalidArgument;
+  readonly argument: string;
+  readonly option: string;
+}
+
+/** The last key of an argument path: `'options.ttl'` → `'ttl'`, `'withLock(name, fn): fn'` → `'fn'`. */
+function optionOf(what: string): string {
+  return /([A-Za-z_$][\w$]*)\W*$/.exec(what)?.[1] ?? what;
+}
+
+/** Marks `error` as an argument error about `what`. */
+export function argumentError<E extends Error>(error: E, what: string): E & ArgumentErrorFields {
+  return Object.assign(error, { code: LockErrorCode.InvalidArgument, argument: what, option: optionOf(what) });
+}
+
 /** A TypeError naming the argument, what it should be, and what it was. */
-export function invalidType(what: string, expected: string, received: unknown): TypeError {
-  return Object.assign(new TypeError(`${what} must be ${expected}, received ${describe(received)}`), {
-    code: 'invalid_argument',
-  });
+export function invalidType(what: string, expected: string, received: unknown): TypeError & ArgumentErrorFields {
+  return argumentError(new TypeError(`${what} must be ${expected}, received ${describe(received)}`), what);
 }
 
 /** A RangeError naming the argument, the bound it broke, and the value. */
-export function outOfRange(what: string, requirement: string, received: unknown): RangeError {
-  return Object.assign(new RangeError(`${what} must be ${requirement}, received ${describe(received)}`), {
-    code: 'invalid_argument',
-  });
+export function outOfRange(what: string, requirement: string, received: unknown): RangeError & ArgumentErrorFields {
+  return argumentError(new RangeError(`${what} must be ${requirement}, received ${describe(received)}`), what);
 }

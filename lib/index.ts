@@ -16,12 +16,12 @@ export {
 export {
   Lease,
   type HeldLease,
-  type AcquireOptions,
   type AcquiredEvent,
   type ReleasedEvent,
   type TimeoutEvent,
   type LeaseEvents,
 } from './lease.js';
+export type { AcquireOptions } from './plan.js';
 export {
   strategies,
   type PollStrategy,
@@ -38,7 +38,7 @@ export {
   type LostReason,
 } from './errors.js';
 export type { LockManagerOptions, LeaseOptions, HistoryOptions } from './options.js';
-export type { LockInfo, HistoryRecord, HoldOutcome } from './store.js';
+export type { LockInfo, HistoryRecord, HoldOutcome } from './types.js';
 export type { Duration } from './duration.js';
 // The API of mongoose-distributed-lock 0.0.1: `Lock(name, options)` is the default export.
 export { default, CompatLock, type CompatLockOptions, type LockCallback } from './compat.js';

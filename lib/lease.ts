@@ -1,34 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
-import { parseDuration, type Duration } from './duration.js';
 import {
   LeaseLostError,
   LockError,
   LockErrorCode,
   LockStateError,
   LockTimeoutError,
-  invalidType,
   outOfRange,
   type LostReason,
 } from './errors.js';
-import { checkObject, type LeaseTiming, type ManagerSettings } from './options.js';
-import { checkStrategy, strategies, type PollStrategy } from './strategies.js';
-import { isClosedConnection, isConnectionError, type AcquireResult, type LockStore } from './store.js';
-import type { Watchdog, WatchedHold } from './watchdog.js';
+import { Hold } from './hold.js';
+import { isClosedConnection, isConnectionError } from './mongo-errors.js';
+import type { LeaseTiming, ManagerSettings } from './options.js';
+import { waitPlan, type AcquireOptions, type WaitPlan } from './plan.js';
+import type { AcquireResult, LockStore } from './store.js';
+import type { Watchdog } from './watchdog.js';
 import type { Wakeups, Watch } from './wakeups.js';
-
-/** Options of {@link Lease.acquire}. With none, `acquire()` makes exactly one attempt. */
-export interface AcquireOptions {
-  /**
-   * Keep trying for this long (polling at the manager's `poll` interval), or forever with
-   * `Infinity`. Without it (and without `strategy`), one attempt.
-   */
-  readonly wait?: Duration;
-  /** How to poll; wins over `wait`. See {@link strategies}. */
-  readonly strategy?: PollStrategy;
-  /** Gives up waiting when aborted: `acquire()` then rejects with `signal.reason`. */
-  readonly signal?: AbortSignal;
-}
 
 /** Payload of `acquired`. */
 export interface AcquiredEvent {
@@ -94,43 +81,11 @@ export interface LeaseContext {
   freed(name: string, contended: boolean): Promise<void>;
 }
 
-/** A wait's plan, checked before any await. @internal */
-export interface WaitPlan {
-  readonly strategy: PollStrategy | undefined;
-  readonly signal: AbortSignal | undefined;
-  readonly force: boolean;
-  /** The contender will sleep and try again if the lock is busy (not `wait: 0`, not one attempt). */
-  readonly waits: boolean;
-}
-
 /** Leave a little slack after an observed expiry: the server takes the lock when expiresAt <= $$NOW. */
 const EXPIRY_SLACK = 2;
 
 function randomLeaseId(): string {
   return randomBytes(18).toString('base64url'); // 144 random bits
-}
-
-function checkSignal(signal: unknown, what: string): AbortSignal | undefined {
-  if (signal === undefined) return undefined;
-  if (!(signal instanceof AbortSignal)) throw invalidType(what, 'an AbortSignal', signal);
-  return signal;
-}
-
-/** Parses acquire() options into a plan; throws synchronously on bad input. */
-export function waitPlan(input: AcquireOptions | undefined, poll: number, what = 'acquire options'): WaitPlan {
-  const options = checkObject(input, what);
-  const signal = checkSignal(options.signal, `${what}.signal`);
-  const plan = { signal, force: false };
-  // Checked even when a strategy wins over it: a bad value is a mistake worth reporting.
-  const within =
-    options.wait === undefined || options.wait === Infinity
-      ? options.wait
-      : parseDuration(options.wait, `${what}.wait`, { allowZero: true, max: Number.MAX_SAFE_INTEGER });
-  if (options.strategy !== undefined)
-    return { ...plan, strategy: checkStrategy(options.strategy, `${what}.strategy`), waits: true };
-  if (within === undefined) return { ...plan, strategy: undefined, waits: false };
-  if (within === Infinity) return { ...plan, strategy: strategies.infinite({ interval: poll }), waits: true };
-  return { ...plan, strategy: strategies.bounded({ interval: poll, within }), waits: within > 0 };
 }
 
 /** The reason a hold's signal carries when `release()` ended it. */
@@ -141,85 +96,6 @@ function releasedReason(name: string): LockError {
 const notHeldSignal: AbortSignal = AbortSignal.abort(
   new LockStateError(LockErrorCode.NotAcquired, 'this lease does not hold its lock'),
 );
-
-/** What a {@link Hold} is made of. */
-interface HoldInit {
-  readonly name: string;
-  readonly leaseId: string;
-  readonly timing: LeaseTiming;
-  readonly token: number;
-  readonly owner: string;
-  readonly expiresAt: Date;
-  readonly deadline: number;
-  readonly onLost: (hold: Hold, reason: LostReason) => void;
-  readonly onDeadline: (hold: Hold) => void;
-}
-
-// eslint-disable-next-line @typescript-eslint/unbound-method -- called with the signal as `this`
-const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
-
-/**
- * One hold of a lease: what the watchdog watches, and the AbortSignal of that hold. Its signal
- * looks at the local deadline whenever it is read: after the event loop was blocked past the
- * deadline (a long synchronous task, a GC pause), `signal.aborted` is true at the first look,
- * before any timer has had a chance to run.
- */
-class Hold implements WatchedHold {
-  readonly controller = new AbortController();
-  readonly name: string;
-  readonly leaseId: string;
-  readonly timing: LeaseTiming;
-  readonly token: number;
-  readonly owner: string;
-  expiresAt: Date;
-  deadline: number;
-  readonly #onLost: (hold: Hold, reason: LostReason) => void;
-  readonly #onDeadline: (hold: Hold) => void;
-
-  constructor(init: HoldInit) {
-    ({
-      name: this.name,
-      leaseId: this.leaseId,
-      timing: this.timing,
-      token: this.token,
-      owner: this.owner,
-      expiresAt: this.expiresAt,
-      deadline: this.deadline,
-    } = init);
-    this.#onLost = init.onLost;
-    this.#onDeadline = init.onDeadline;
-    const signal = this.controller.signal;
-    Object.defineProperties(signal, {
-      aborted: {
-        configurable: true,
-        get: () => {
-          this.check();
-          return abortedGetter.call(signal) as boolean;
-        },
-      },
-      throwIfAborted: {
-        configurable: true,
-        value: () => {
-          this.check();
-          AbortSignal.prototype.throwIfAborted.call(signal);
-        },
-      },
-    });
-  }
-
-  /** Ends the hold now if its local deadline has passed (whether or not a timer has fired yet). */
-  check(): void {
-    if (performance.now() >= this.deadline && !abortedGetter.call(this.controller.signal)) this.#onDeadline(this);
-  }
-
-  lost(reason: LostReason): void {
-    this.#onLost(this, reason);
-  }
-
-  deadlinePassed(): void {
-    this.#onDeadline(this);
-  }
-}
 
 /**
  * A contender for one named lock, created by {@link LockManager.lease}. It holds the lock at

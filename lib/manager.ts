@@ -2,15 +2,8 @@ import { setMaxListeners } from 'node:events';
 import { EventEmitter } from 'eventemitter3';
 import { Election, type ElectionOptions } from './election.js';
 import { LeaseLostError, LockErrorCode, LockStateError, LockError, invalidType, outOfRange } from './errors.js';
-import {
-  Lease,
-  waitPlan,
-  type AcquireOptions,
-  type HeldLease,
-  type LeaseContext,
-  type LeaseEvents,
-  type WaitPlan,
-} from './lease.js';
+import { Lease, type HeldLease, type LeaseContext, type LeaseEvents } from './lease.js';
+import { waitPlan, type AcquireOptions, type WaitPlan } from './plan.js';
 import {
   checkName,
   checkObject,
@@ -22,7 +15,8 @@ import {
 } from './options.js';
 import { setUp } from './setup.js';
 import { ReleaseSignals } from './signals.js';
-import { LockStore, type HistoryRecord, type LockInfo } from './store.js';
+import { LockStore } from './store.js';
+import type { HistoryRecord, LockInfo } from './types.js';
 import { Wakeups } from './wakeups.js';
 import { Watchdog } from './watchdog.js';
 

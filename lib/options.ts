@@ -1,7 +1,7 @@
 import os from 'node:os';
 import mongoose, { type Connection } from 'mongoose';
 import { parseDuration, type Duration } from './duration.js';
-import { invalidType, outOfRange } from './errors.js';
+import { argumentError, invalidType, outOfRange } from './errors.js';
 
 /** Options of {@link LockManager}. Durations are milliseconds or `ms` strings (`'30s'`). */
 export interface LockManagerOptions {
@@ -116,10 +116,11 @@ export function checkObject<T extends object>(value: T | undefined, what: string
     try {
       field = (value as Record<string, unknown>)[key];
     } catch (error) {
-      throw Object.assign(new TypeError(`${what}.${key} could not be read: ${(error as Error)?.message ?? error}`), {
-        code: 'invalid_argument',
-        cause: error,
-      });
+      const reason = error instanceof Error ? error.message : String(error);
+      throw argumentError(
+        new TypeError(`${what}.${key} could not be read: ${reason}`, { cause: error }),
+        `${what}.${key}`,
+      );
     }
     if (field !== undefined) snapshot[key] = field;
   }

@@ -1,7 +1,19 @@
 import mongoose, { type Connection } from 'mongoose';
 import { LockError, LockErrorCode } from './errors.js';
 import type { ManagerSettings } from './options.js';
-import type { ExistingIndex, IndexSpec, LockStore } from './store.js';
+import { MONGODB_CODES, serverCode } from './mongo-errors.js';
+import type { LockStore } from './store.js';
+
+/** An index the library needs, as `createIndex` takes it. */
+export interface IndexSpec {
+  readonly key: Readonly<Record<string, 1 | -1>>;
+  readonly expireAfterSeconds?: number;
+}
+
+/** An index as `listIndexes` describes it. */
+export interface ExistingIndex extends IndexSpec {
+  readonly name: string;
+}
 
 /** The indexes one collection needs. */
 export interface CollectionIndexes {
@@ -45,6 +57,47 @@ const sameKey = (a: IndexSpec, b: IndexSpec) => JSON.stringify(a.key) === JSON.s
 const satisfies = (index: IndexSpec, spec: IndexSpec) =>
   sameKey(index, spec) && index.expireAfterSeconds === spec.expireAfterSeconds;
 
+/** The indexes of `collection` (none if it does not exist yet). */
+function listIndexes(store: LockStore, collection: string): Promise<ExistingIndex[]> {
+  return store.run(
+    `listIndexes("${collection}")`,
+    async (c) => {
+      try {
+        return (await c.listIndexes().toArray()) as ExistingIndex[];
+      } catch (error) {
+        if (serverCode(error) === MONGODB_CODES.NamespaceNotFound) return [];
+        throw error;
+      }
+    },
+    { collection },
+  );
+}
+
+/** Creates one index (a no-op if the same one exists). */
+async function createIndex(store: LockStore, collection: string, spec: IndexSpec): Promise<void> {
+  const options = spec.expireAfterSeconds === undefined ? {} : { expireAfterSeconds: spec.expireAfterSeconds };
+  await store.run(
+    `createIndex("${collection}", ${JSON.stringify(spec.key)})`,
+    (c) => c.createIndex(spec.key, options),
+    {
+      collection,
+    },
+  );
+}
+
+/** Drops the index `name` of `collection`; one already gone is fine. */
+async function dropIndex(store: LockStore, collection: string, name: string): Promise<void> {
+  await store.run(
+    `dropIndex("${collection}", "${name}")`,
+    async (c) => {
+      await c.dropIndex(name).catch((error: unknown) => {
+        if (serverCode(error) !== MONGODB_CODES.IndexNotFound) throw error;
+      });
+    },
+    { collection },
+  );
+}
+
 /** Compares a collection's indexes (as `listIndexes` gives them) with the ones it needs. */
 export function planIndexes(existing: readonly ExistingIndex[], wanted: readonly IndexSpec[]): IndexPlan {
   const create: IndexSpec[] = [];
@@ -83,12 +136,12 @@ async function ensureIndexes(
   { collection, indexes }: CollectionIndexes,
   cutShort: () => boolean,
 ): Promise<void> {
-  const plan = planIndexes(await store.indexes(collection), indexes);
+  const plan = planIndexes(await listIndexes(store, collection), indexes);
   const work = [
-    ...plan.create.map((spec) => () => store.createIndex(collection, spec)),
+    ...plan.create.map((spec) => () => createIndex(store, collection, spec)),
     ...plan.replace.map(({ drop, spec }) => async () => {
-      await store.dropIndex(collection, drop);
-      await store.createIndex(collection, spec);
+      await dropIndex(store, collection, drop);
+      await createIndex(store, collection, spec);
     }),
   ];
   for (const step of work) {
@@ -97,7 +150,7 @@ async function ensureIndexes(
       await step();
     } catch (error) {
       if (cutShort()) throw error;
-      const now = planIndexes(await store.indexes(collection), indexes);
+      const now = planIndexes(await listIndexes(store, collection), indexes);
       if (now.create.length > 0 || now.replace.length > 0) throw error;
     }
   }

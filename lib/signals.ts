@@ -1,6 +1,8 @@
 import type { mongo } from 'mongoose';
 import { LockError, LockErrorCode } from './errors.js';
-import { COLLECTION, isConnectionError, toLockError, type LockStore } from './store.js';
+import { COLLECTION } from './commands.js';
+import { MONGODB_CODES, isConnectionError, serverCode, toLockError } from './mongo-errors.js';
+import type { LockStore } from './store.js';
 
 /** A release signal: "the lock `name` was just freed while someone waited for it". */
 interface SignalDocument {
@@ -15,7 +17,6 @@ const AWAIT_MS = 1000;
 const REOPEN_MS = 250;
 /** The cursor stays open this long after the last wait ends: workers that wait again soon keep it. */
 const LINGER_MS = 5000;
-const NAMESPACE_EXISTS = 48;
 const CLIENT_CLOSED = /^Mongo(ClientClosed|NotConnected|TopologyClosed)Error$/;
 
 /**
@@ -146,7 +147,7 @@ export class ReleaseSignals {
       );
     } catch (error) {
       if (isConnectionError(error)) throw error; // a passing outage: the listener tries again
-      if ((error as { cause?: { code?: unknown } }).cause?.code !== NAMESPACE_EXISTS) {
+      if (serverCode((error as { cause?: unknown }).cause) !== MONGODB_CODES.NamespaceExists) {
         this.#disabled = true;
         throw new LockError(
           LockErrorCode.Database,

@@ -1,65 +1,23 @@
 import mongoose, { type Connection, type mongo } from 'mongoose';
-import { MAX_TIMER } from './duration.js';
+import {
+  COLLECTION,
+  acquireCommand,
+  forceReleaseCommand,
+  infoProjection,
+  heldNow,
+  readCommand,
+  releaseCommand,
+  renewCommand,
+  staleCommand,
+  sweepCommand,
+  type AcquireRequest,
+  type LockDocument,
+} from './commands.js';
 import { LockError, LockErrorCode } from './errors.js';
-
-/**
- * A lock document: one per lock name, kept (not deleted) when the lock is released so that the
- * fencing token only ever grows. All times are the server's (`$$NOW`).
- */
-export interface LockDocument {
-  /** The lock's name. */
-  _id: string;
-  /** Fencing token of the current or last hold. */
-  token: number;
-  /** Private id of the current hold, the only key that renews or releases it; null when free. */
-  leaseId: string | null;
-  /** Who holds (or last held) the lock; informational. */
-  owner: string;
-  acquiredAt: Date;
-  /** When the current hold ends unless renewed; for a free lock, when the last hold ended. */
-  expiresAt: Date;
-  /** The hold's lease duration in ms: each renewal sets expiresAt to $$NOW + ttl. */
-  ttl: number;
-  /** Set only while the lock is free: the clean-up TTL index removes long-free documents by it. */
-  freedAt?: Date;
-  /** Someone waited for this hold to end: its release sends a signal to waiters in other processes. */
-  contended?: boolean;
-  /** The hold this one took over, if it took over one that was never released (expired, or forced). */
-  previous?: EndedHold;
-}
-/** How a hold ended: released by its holder, ran out (expired), or ended by someone else (taken). */
-export type HoldOutcome = 'released' | 'expired' | 'taken';
-
-/** A hold that has ended, as the acquire pipeline stashes it. */
-interface EndedHold {
-  /** The hold's fencing token. */
-  readonly token: number;
-  /** Who held it. */
-  readonly owner: string;
-  /** When it began, by the server's clock. */
-  readonly acquiredAt: Date;
-  /** When it ended, by the server's clock: when it was released or taken, or when it expired. */
-  readonly endedAt: Date;
-  /** How it ended. */
-  readonly outcome: HoldOutcome;
-}
-
-/** One ended hold, as `manager.history()` returns it. */
-export interface HistoryRecord extends EndedHold {
-  /** The lock's name. */
-  readonly name: string;
-}
-
-/** An index the library needs, as `createIndex` takes it. */
-export interface IndexSpec {
-  readonly key: Readonly<Record<string, 1 | -1>>;
-  readonly expireAfterSeconds?: number;
-}
-
-/** An index as `listIndexes` describes it. */
-export interface ExistingIndex extends IndexSpec {
-  readonly name: string;
-}
+import { MONGODB_CODES, connectionClosed, isConnectionError, serverCode, toLockError } from './mongo-errors.js';
+import { bounded } from './timeout.js';
+import { HistoryLog, ended, type HoldRead } from './history.js';
+import type { EndedHold, HistoryRecord, HoldOutcome, LockInfo } from './types.js';
 
 /** What one acquisition attempt found. */
 export interface AcquireResult {
@@ -95,208 +53,17 @@ export interface HoldState {
   readonly expiresAt: Date;
 }
 
-/** A lock as `inspect()` and `list()` describe it. */
-export interface LockInfo {
-  readonly name: string;
-  /** The holder, or the last holder of a free lock. */
-  readonly owner: string;
-  /** Fencing token of the current or last hold. */
-  readonly token: number;
-  readonly acquiredAt: Date;
-  /** When the current hold ends unless renewed (for a free lock: when the last hold ended). */
-  readonly expiresAt: Date;
-  /** Held right now, judged by the server's clock. */
-  readonly held: boolean;
-}
-
 /** One held lease, as the batch commands need it. */
 export interface HoldKey {
   readonly name: string;
   readonly leaseId: string;
 }
 
-const DUPLICATE_KEY = 11000;
-const NAMESPACE_NOT_FOUND = 26;
-const INDEX_NOT_FOUND = 27;
 /** Past this many bytes of names and ids, batch commands are split, well inside MongoDB's 16 MB. */
 const BATCH_BYTES = 4 * 1024 * 1024;
-const TRANSIENT = /^Mongo(Network|NetworkTimeout|ServerSelection|PoolClosed|PoolCleared|OperationTimeout)Error$/;
-/** The application closed its client (or never connected it): nothing a wait can ride out. */
-const CLIENT_CLOSED = /^Mongo(NotConnected|ClientClosed|TopologyClosed)Error$/;
-/**
- * Server errors that pass by themselves, as during a replica-set election: not (or no longer) the
- * primary, shutting down, interrupted by a state change, unreachable hosts. The drivers' list of
- * retryable errors: waits ride these out instead of giving up.
- */
-const RETRYABLE_CODES = new Set([6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
-
-function isTransient(error: unknown): boolean {
-  const e = error as { name?: unknown; code?: unknown; hasErrorLabel?: (label: string) => boolean };
-  if (typeof e?.name === 'string' && TRANSIENT.test(e.name)) return true;
-  if (typeof e?.code === 'number' && RETRYABLE_CODES.has(e.code)) return true;
-  return typeof e?.hasErrorLabel === 'function' && e.hasErrorLabel('RetryableWriteError');
-}
-
-const isFree = {
-  $or: [{ $eq: [{ $ifNull: ['$leaseId', null] }, null] }, { $lte: ['$expiresAt', '$$NOW'] }],
-};
-const heldNow = {
-  $and: [{ $ne: [{ $ifNull: ['$leaseId', null] }, null] }, { $gt: ['$expiresAt', '$$NOW'] }],
-};
-const remainingMs = { $subtract: ['$expiresAt', '$$NOW'] };
-const infoProjection = { _id: 1, owner: 1, token: 1, acquiredAt: 1, expiresAt: 1, held: heldNow };
-/**
- * When a freed document's clean-up clock starts: now, or the hold's token read as a time if that
- * is later (a burst of holds can run the token a little ahead of the clock). The clean-up index
- * removes the document only once the server's clock has passed it, so a later first acquisition,
- * whose token is at least the server's time in ms, still gets a larger token.
- */
-const freedFrom = (ended: unknown) => ({ $max: [ended, { $toDate: '$token' }] });
-/** Frees a lock: the hold's id goes, the end time is no later than now, and the clean-up clock starts. */
-const freeIt = {
-  leaseId: null,
-  expiresAt: { $min: ['$expiresAt', '$$NOW'] },
-  freedAt: freedFrom('$$NOW'),
-  contended: '$$REMOVE',
-};
-/** What history needs of a hold, read as it was before it ended. */
-const holdProjection = { _id: 0, token: 1, owner: 1, acquiredAt: 1, expiresAt: 1, now: '$$NOW' };
-/** The hold a successful acquisition ends, if one was never released: stashed as `previous`. */
-const endedHold = {
-  $cond: [
-    { $ne: [{ $ifNull: ['$leaseId', null] }, null] },
-    {
-      token: '$token',
-      owner: '$owner',
-      acquiredAt: '$acquiredAt',
-      endedAt: { $min: ['$expiresAt', '$$NOW'] },
-      outcome: { $cond: [{ $lte: ['$expiresAt', '$$NOW'] }, 'expired', 'taken'] },
-    },
-    '$$REMOVE',
-  ],
-};
-
-/** One attempt to take a lock, as {@link acquireCommand} sends it. */
-export interface AcquireRequest {
-  readonly name: string;
-  /** The new hold's private id. */
-  readonly leaseId: string;
-  readonly owner: string;
-  readonly ttl: number;
-  /** Take it whatever its state. */
-  readonly force?: boolean;
-  /** The contender will wait if it is busy: mark the lock `contended`. */
-  readonly waiting?: boolean;
-}
-
-/**
- * One atomic attempt to take the lock `name`: one `findOneAndUpdate` with upsert, whose update
- * pipeline takes the lock only if it is free or its expiry is not after the server's `$$NOW`
- * (or, with `force`, whatever its state). The fencing token becomes max(previous + 1, server
- * time in ms), so it grows across releases, expiries and the document's later removal. A
- * `waiting` contender that finds the lock busy marks it `contended` (a write only the first
- * time), so that its release will signal waiters in other processes.
- *
- * An attempt whose answer was lost (a timeout, a reset connection) is retried with the same
- * `leaseId`: if the lost one had taken the lock, the retry finds its own live hold and keeps it
- * (same token, expiry extended) instead of finding the lock busy until it expires.
- *
- * Every value that comes from the caller enters the pipeline as a `$literal`: an owner such as
- * `'$$NOW'` or `'$token'` is stored as written, never evaluated.
- */
-export function acquireCommand(request: AcquireRequest) {
-  const { name, leaseId, owner, ttl, force = false, waiting = false } = request;
-  const take = (value: unknown, field: string) => ({ $cond: ['$_take', value, `$${field}`] });
-  const fresh = (value: unknown, field: string) => take({ $cond: ['$_mine', `$${field}`, value] }, field);
-  const update = [
-    {
-      $set: {
-        _mine: { $and: [{ $eq: ['$leaseId', { $literal: leaseId }] }, { $gt: ['$expiresAt', '$$NOW'] }] },
-        _take: force ? true : isFree,
-      },
-    },
-    { $set: { _take: { $or: ['$_take', '$_mine'] } } },
-    {
-      $set: {
-        leaseId: take({ $literal: leaseId }, 'leaseId'),
-        owner: take({ $literal: owner }, 'owner'),
-        token: fresh({ $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] }, 'token'),
-        acquiredAt: fresh('$$NOW', 'acquiredAt'),
-        expiresAt: take({ $add: ['$$NOW', ttl] }, 'expiresAt'),
-        ttl: take({ $literal: ttl }, 'ttl'),
-        freedAt: take('$$REMOVE', 'freedAt'),
-        previous: fresh(endedHold, 'previous'),
-        contended: { $cond: ['$_take', '$$REMOVE', waiting ? true : '$contended'] },
-      },
-    },
-    { $unset: ['_take', '_mine'] },
-  ];
-  const options = {
-    upsert: true,
-    returnDocument: 'after',
-    projection: {
-      _id: 0,
-      mine: { $eq: ['$leaseId', { $literal: leaseId }] },
-      token: 1,
-      owner: 1,
-      expiresAt: 1,
-      remaining: remainingMs,
-      previous: 1,
-    },
-  } as const;
-  return { filter: { _id: name }, update, options };
-}
-
-/** The release command: frees the lock if `leaseId` still holds it, answering from the document as it was. */
-export function releaseCommand(name: string, leaseId: string) {
-  const options = {
-    returnDocument: 'before',
-    projection: { ...holdProjection, live: { $gt: ['$expiresAt', '$$NOW'] }, contended: 1 },
-  } as const;
-  return { filter: { _id: name, leaseId }, update: [{ $set: freeIt }], options };
-}
-
-/** True for errors that mean "MongoDB could not be reached or did not answer in time". */
-export function isConnectionError(error: unknown): boolean {
-  return error instanceof LockError && error.code === LockErrorCode.Connection;
-}
-
-/** The application closed its connection, or never opened it: unlike an outage, nothing a wait can ride out. */
-class ConnectionClosedError extends LockError {}
-
-/** True for a connection error that will not pass by itself (see ConnectionClosedError). */
-export function isClosedConnection(error: unknown): boolean {
-  return error instanceof ConnectionClosedError;
-}
-
-/**
- * Every write that changes who holds a lock, or until when, is acknowledged only once it is
- * journaled (it survives a crash of the server) and, on a replica set, on a majority (it survives
- * a failover). Set on the collection, not inherited from the connection: a `w: 1` connection would
- * otherwise let an acknowledged acquisition vanish and the lock be handed out twice.
- */
-const DURABLE = { writeConcern: { w: 'majority', j: true } } as const;
-
-/**
- * The collection options of every lock command: durable writes (above), and majority reads. A
- * primary cut off from the rest of a replica set still applies a renewal locally; a `local` read
- * would show it, and the holder would trust a lease the new primary lets expire. A majority read
- * shows only what survives a failover.
- */
-export const COLLECTION = { ...DURABLE, readConcern: { level: 'majority' }, readPreference: 'primary' } as const;
-
-/** A driver error as a LockError: `connection` if it may pass by itself, else `database`. @internal */
-export function toLockError(error: unknown, what: string): LockError {
-  if (error instanceof LockError) return error;
-  const name = (error as Error | undefined)?.name ?? '';
-  const message = (error as Error | undefined)?.message ?? String(error);
-  if (CLIENT_CLOSED.test(name)) {
-    return new ConnectionClosedError(LockErrorCode.Connection, `${what}: the mongoose connection is closed`, {
-      cause: error,
-    });
-  }
-  const code = isTransient(error) ? LockErrorCode.Connection : LockErrorCode.Database;
-  return new LockError(code, `${what}: ${message}`, { cause: error });
+/** The error of a command that did not settle in time. */
+function noAnswer(what: string, timeout: number): LockError {
+  return new LockError(LockErrorCode.Connection, `${what}: MongoDB did not answer within ${Math.round(timeout)} ms`);
 }
 
 /** Splits keys into batches whose names and ids stay under BATCH_BYTES. */
@@ -340,17 +107,13 @@ export class LockStore {
   /** The driver's collection handle, made once per database handle (the hot path runs through it). */
   #cached: { db: mongo.Db; collection: mongo.Collection<LockDocument> } | undefined;
 
-  readonly #history: string | undefined;
-  readonly #report: (error: unknown) => void;
-  readonly #track: (work: Promise<unknown>) => void;
+  readonly #history: HistoryLog;
 
   constructor(connection: Connection, collection: string, commandTimeout: number, options: StoreOptions = {}) {
     this.#connection = connection;
     this.#collectionName = collection;
     this.#timeout = commandTimeout;
-    this.#history = options.history;
-    this.#report = options.report ?? (() => {});
-    this.#track = options.track ?? (() => {});
+    this.#history = new HistoryLog(this, options);
   }
 
   /** The native driver's database handle, waiting (bounded) for a connection that is still opening. */
@@ -363,17 +126,16 @@ export class LockStore {
       // alive; on a cut-off one it would only hang. Mongoose (8 and 9) marks a connection the
       // application closed; without that mark, it is an outage, which waits ride out.
       if ((connection as { _closeCalled?: unknown })._closeCalled === true) {
-        throw new ConnectionClosedError(LockErrorCode.Connection, `${what}: the mongoose connection is closed`);
+        throw connectionClosed(`${what}: the mongoose connection is closed`);
       }
       throw new LockError(LockErrorCode.Connection, `${what}: the mongoose connection is disconnected`);
     }
     if (connection.readyState !== connecting) {
-      throw new ConnectionClosedError(
-        LockErrorCode.Connection,
+      throw connectionClosed(
         `${what}: the mongoose connection is not open (call mongoose.connect() or connection.openUri() first)`,
       );
     }
-    await this.#bounded(connection.asPromise(), what, timeout);
+    await bounded(connection.asPromise(), timeout, () => noAnswer(what, timeout));
     if (!connection.db) throw new LockError(LockErrorCode.Connection, `${what}: the mongoose connection did not open`);
     return connection.db;
   }
@@ -404,26 +166,12 @@ export class LockStore {
     const collection = await this.collection<D>(what, timeout, options.collection);
     const pending = command(collection);
     try {
-      return await this.#bounded(pending, what, timeout - (performance.now() - started));
+      const left = timeout - (performance.now() - started);
+      return await bounded(pending, left, () => noAnswer(what, left));
     } catch (error) {
       if (isConnectionError(error) && options.late) pending.then(options.late, () => {});
       throw toLockError(error, what);
     }
-  }
-
-  #bounded<T>(pending: Promise<T>, what: string, timeout: number): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new LockError(LockErrorCode.Connection, `${what}: MongoDB did not answer within ${Math.round(timeout)} ms`),
-          ),
-        Math.min(Math.max(0, timeout), MAX_TIMER),
-      );
-    });
-    pending.catch(() => {}); // a late failure of a command that timed out is nobody's to handle
-    return Promise.race([pending, expired]).finally(() => clearTimeout(timer));
   }
 
   /**
@@ -456,14 +204,14 @@ export class LockStore {
         };
       } catch (error) {
         // Two upserts raced to create the document; the loser finds it busy, and simply tries again.
-        if ((error as { code?: unknown }).code === DUPLICATE_KEY) {
+        if (serverCode(error) === MONGODB_CODES.DuplicateKey) {
           return { acquired: false, token: 0, owner: '', expiresAt: new Date(0), remaining: 0 };
         }
         throw error;
       }
     };
     const record = async (result: AcquireResult) => {
-      if (result.took) await this.#record([result.took]);
+      if (result.took) await this.#history.record([result.took]);
       return result;
     };
     const onLate = (result: AcquireResult) => {
@@ -486,7 +234,9 @@ export class LockStore {
     const outcome = (before: unknown): HoldOutcome => ((before as { live: boolean }).live ? 'released' : 'expired');
     // The hold ended: record it, also if the answer comes too late for the caller.
     const record = (before: unknown) =>
-      before ? this.#record([ended(name, before as HoldRead, lapsed ? 'expired' : outcome(before))]) : undefined;
+      before
+        ? this.#history.record([ended(name, before as HoldRead, lapsed ? 'expired' : outcome(before))])
+        : undefined;
     const { filter, update, options } = releaseCommand(name, leaseId);
     const before = await this.run(`release("${name}")`, (c) => c.findOneAndUpdate(filter, update, options), {
       timeout,
@@ -508,14 +258,12 @@ export class LockStore {
    * if it was held (history records that hold as `taken`).
    */
   async forceRelease(name: string): Promise<ReleaseResult> {
-    const record = (before: unknown) => (before ? this.#record([ended(name, before as HoldRead, 'taken')]) : undefined);
+    const record = (before: unknown) =>
+      before ? this.#history.record([ended(name, before as HoldRead, 'taken')]) : undefined;
+    const { filter, update, options } = forceReleaseCommand(name);
     const before = await this.run(
       `forceRelease("${name}")`,
-      (collection) =>
-        collection.findOneAndUpdate({ _id: name, $expr: heldNow }, [{ $set: freeIt }], {
-          returnDocument: 'before',
-          projection: { ...holdProjection, contended: 1 },
-        }),
+      (collection) => collection.findOneAndUpdate(filter, update, options),
       { late: (late) => void record(late) },
     );
     await record(before);
@@ -532,16 +280,10 @@ export class LockStore {
       'renew',
       (collection) =>
         Promise.all(
-          groups.map((group) =>
-            collection.updateMany(
-              {
-                _id: { $in: group.map((h) => h.name) },
-                leaseId: { $in: group.map((h) => h.leaseId) },
-                $expr: { $gt: ['$expiresAt', '$$NOW'] },
-              },
-              [{ $set: { expiresAt: { $add: ['$$NOW', '$ttl'] } } }],
-            ),
-          ),
+          groups.map((group) => {
+            const { filter, update } = renewCommand(group);
+            return collection.updateMany(filter, update);
+          }),
         ),
       { timeout },
     );
@@ -557,15 +299,10 @@ export class LockStore {
       'read',
       (collection) =>
         Promise.all(
-          groups.map((group) =>
-            collection
-              .find(
-                { _id: { $in: group.map((n) => n.name) } },
-                // One more than can match, so that the first batch also closes the cursor (no getMore).
-                { projection: { leaseId: 1, expiresAt: 1, remaining: remainingMs }, batchSize: group.length + 1 },
-              )
-              .toArray(),
-          ),
+          groups.map((group) => {
+            const { filter, options } = readCommand(group.map((n) => n.name));
+            return collection.find(filter, options).toArray();
+          }),
         ),
       { timeout },
     );
@@ -599,45 +336,6 @@ export class LockStore {
 
   // Set-up, clean-up and history.
 
-  /** The indexes of `collection` (none if it does not exist yet). */
-  indexes(collection: string): Promise<ExistingIndex[]> {
-    return this.run(
-      `listIndexes("${collection}")`,
-      async (c) => {
-        try {
-          return (await c.listIndexes().toArray()) as ExistingIndex[];
-        } catch (error) {
-          if ((error as { code?: unknown }).code === NAMESPACE_NOT_FOUND) return [];
-          throw error;
-        }
-      },
-      { collection },
-    );
-  }
-
-  /** Creates one index (a no-op if the same one exists). */
-  async createIndex(collection: string, spec: IndexSpec): Promise<void> {
-    const options = spec.expireAfterSeconds === undefined ? {} : { expireAfterSeconds: spec.expireAfterSeconds };
-    await this.run(
-      `createIndex("${collection}", ${JSON.stringify(spec.key)})`,
-      (c) => c.createIndex(spec.key, options),
-      { collection },
-    );
-  }
-
-  /** Drops the index `name` of `collection`; one already gone is fine. */
-  async dropIndex(collection: string, name: string): Promise<void> {
-    await this.run(
-      `dropIndex("${collection}", "${name}")`,
-      async (c) => {
-        await c.dropIndex(name).catch((error: unknown) => {
-          if ((error as { code?: unknown }).code !== INDEX_NOT_FOUND) throw error;
-        });
-      },
-      { collection },
-    );
-  }
-
   /**
    * Frees holds that expired more than `olderThan` ms ago and were never released (their holder
    * crashed), so that the clean-up index can remove them: their `freedAt` becomes the time they
@@ -646,10 +344,9 @@ export class LockStore {
    * Resolves the number freed. `stop`: checked before the updates, to send no more commands.
    */
   async sweep(olderThan: number, stop: () => boolean = () => false, limit = 1000): Promise<number> {
-    const long = { $lt: ['$expiresAt', { $subtract: ['$$NOW', olderThan] }] };
     const stale = await this.run('sweep', (c) =>
       c
-        .find({ leaseId: { $ne: null }, $expr: long }, { projection: { _id: 1, leaseId: 1 } })
+        .find(staleCommand(olderThan), { projection: { _id: 1, leaseId: 1 } })
         .limit(limit)
         .toArray(),
     );
@@ -657,21 +354,15 @@ export class LockStore {
     // Each hold freed is recorded, also if its update answers too late or another one fails.
     const free = async ({ _id: name, leaseId }: { _id: string; leaseId: string | null }) => {
       const toRecord = (before: unknown) => (before ? [ended(name, before as HoldRead, 'expired')] : []);
-      const before = await this.run(
-        `sweep("${name}")`,
-        (c) =>
-          c.findOneAndUpdate(
-            { _id: name, leaseId, $expr: long },
-            [{ $set: { leaseId: null, freedAt: freedFrom('$expiresAt') } }],
-            { returnDocument: 'before', projection: holdProjection },
-          ),
-        { late: (late) => void this.#record(toRecord(late)) },
-      );
+      const { filter, update, options } = sweepCommand(name, leaseId, olderThan);
+      const before = await this.run(`sweep("${name}")`, (c) => c.findOneAndUpdate(filter, update, options), {
+        late: (late) => void this.#history.record(toRecord(late)),
+      });
       return toRecord(before);
     };
     const settled = await Promise.allSettled(stale.map(free));
     const records = settled.flatMap((result) => (result.status === 'fulfilled' ? result.value : []));
-    await this.#record(records);
+    await this.#history.record(records);
     const failure = settled.find((result) => result.status === 'rejected');
     if (failure) throw failure.reason;
     return records.length;
@@ -679,49 +370,8 @@ export class LockStore {
 
   /** The last `limit` ended holds of `name` recorded in `collection`, newest first. */
   history(collection: string, name: string, limit: number): Promise<HistoryRecord[]> {
-    return this.run<HistoryRecord[], HistoryRecord>(
-      `history("${name}")`,
-      (c) =>
-        c
-          .find(
-            { name },
-            { projection: { _id: 0, name: 1, token: 1, owner: 1, acquiredAt: 1, endedAt: 1, outcome: 1 } },
-          )
-          .sort({ endedAt: -1, token: -1 })
-          .limit(limit)
-          .toArray(),
-      { collection },
-    ).then((records) => records.map((r) => ({ ...r, token: Number(r.token) })));
+    return this.#history.query(collection, name, limit);
   }
-
-  /**
-   * Writes history records, if history is on: a second command, best effort. A failure goes to
-   * the manager's `error` event; the lock command it follows has succeeded and stays so.
-   */
-  async #record(records: HistoryRecord[]): Promise<void> {
-    const collection = this.#history;
-    if (collection === undefined || records.length === 0) return;
-    const work = this.run<unknown, HistoryRecord>('history', (c) => c.insertMany(records.map((r) => ({ ...r }))), {
-      collection,
-    }).catch((error: unknown) => this.#report(error));
-    this.#track(work);
-    await work;
-  }
-}
-
-/** A hold as `holdProjection` reads it. */
-interface HoldRead {
-  token: number;
-  owner: string;
-  acquiredAt: Date;
-  expiresAt: Date;
-  now: Date;
-}
-
-/** The history record of a hold read just before it ended. */
-function ended(name: string, hold: HoldRead, outcome: HoldOutcome): HistoryRecord {
-  const endedAt = hold.expiresAt < hold.now ? hold.expiresAt : hold.now;
-  return { name, token: hold.token, owner: hold.owner, acquiredAt: hold.acquiredAt, endedAt, outcome };
 }
 
 function toInfo(doc: unknown): LockInfo {

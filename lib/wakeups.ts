@@ -1,4 +1,4 @@
-import { MAX_TIMER } from './duration.js';
+import { MAX_TIMER } from './timeout.js';
 
 interface Interest {
   /** Bumped by every wake-up of the name. */

@@ -113,6 +113,12 @@ export class Watchdog {
     (this.#tickTimer as { unref?(): unknown }).unref?.();
   }
 
+  #latestDeadline(): number {
+    let latest = -Infinity;
+    for (const hold of this.#holds) latest = Math.max(latest, hold.deadline);
+    return latest;
+  }
+
   #shortestInterval(): number {
     let shortest = Infinity;
     for (const hold of this.#holds) shortest = Math.min(shortest, hold.timing.interval);
@@ -127,7 +133,9 @@ export class Watchdog {
     let failed = false;
     try {
       const holds = [...this.#holds];
-      const timeout = this.#shortestInterval();
+      // A renewal is worth waiting for as long as some hold's deadline has not passed (the deadline
+      // timer ends the others on time, however long this takes); at least one interval.
+      const timeout = Math.max(this.#shortestInterval(), this.#latestDeadline() - started);
       const renewable = holds.filter((h) => h.timing.heartbeat !== false);
       if (renewable.length > 0) {
         await this.#store.renew(renewable, timeout).catch((error: unknown) => {

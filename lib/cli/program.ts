@@ -1,6 +1,7 @@
 import mongoose, { type Connection } from 'mongoose';
-import { LockError, LockErrorCode } from '../errors.js';
+import { LockError, LockErrorCode, type ArgumentErrorFields } from '../errors.js';
 import { LockManager } from '../manager.js';
+import { bounded } from '../timeout.js';
 import { CliError, ExitCode, parseInvocation, usage, type Invocation, type Target } from './args.js';
 import { inspectLock, listLocks, releaseLock } from './report.js';
 import { runCommand } from './run.js';
@@ -15,17 +16,6 @@ export interface Io {
   readonly tty: boolean;
   /** The package's version, for `mdlock --version`. */
   version(): string;
-}
-
-/** Races `work` against a timer; the timer never keeps the process alive. */
-export function bounded<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms);
-    timer.unref();
-  });
-  work.catch(() => {}); // a late failure after the timeout is nobody's to handle
-  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }
 
 /** Opens a connection, or fails within the timeout with a one-line reason: never hangs. */
@@ -44,6 +34,7 @@ async function connect(target: Target): Promise<Connection> {
       connection.asPromise(),
       timeout + 1000,
       () => new Error(`no answer within ${timeout} ms`), // a backstop: the driver's own timeout comes first
+      { keepAlive: false },
     );
   } catch (error) {
     void connection?.close(true).catch(() => {});
@@ -65,9 +56,10 @@ function failure(error: unknown): { message: string; code: number } {
   if (error instanceof LockError && error.code === LockErrorCode.Connection) {
     return { message, code: ExitCode.Unavailable };
   }
-  if ((error as { code?: unknown }).code === 'invalid_argument') {
+  const argument = error as Partial<ArgumentErrorFields>;
+  if (argument.code === LockErrorCode.InvalidArgument && argument.argument && argument.option) {
     // The manager's own checks (a heartbeat too long for the ttl): name the command-line option.
-    return { message: message.replace(/\boptions\.(\w+)/g, '--$1'), code: ExitCode.Usage };
+    return { message: message.replace(argument.argument, `--${argument.option}`), code: ExitCode.Usage };
   }
   return { message, code: ExitCode.Failure };
 }
@@ -123,7 +115,9 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   } finally {
     const closing = connection?.close();
     if (closing) {
-      await bounded(closing, invocation.target.timeout, () => new Error('close timed out')).catch(() => {});
+      await bounded(closing, invocation.target.timeout, () => new Error('close timed out'), {
+        keepAlive: false,
+      }).catch(() => {});
     }
   }
 }

@@ -1,7 +1,7 @@
 import { styleText } from 'node:util';
 import type { Connection } from 'mongoose';
 import type { LockManager } from '../manager.js';
-import type { LockInfo } from '../store.js';
+import type { LockInfo } from '../types.js';
 import { CliError, ExitCode, globMatcher, type Invocation, type Target } from './args.js';
 import type { Io } from './program.js';
 

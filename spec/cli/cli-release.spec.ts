@@ -2,7 +2,7 @@
 // is on its way must not abandon it. This file pauses a private engine (SIGSTOP), so it starts its
 // own whatever MONGODB_URI says.
 import mongoose, { type Connection } from 'mongoose';
-import type { LockDocument } from '../../lib/store';
+import type { LockDocument } from '../../lib/commands';
 import { mdlockRunner, node } from '../helpers/mdlock';
 import { databaseUri } from '../helpers/mongo';
 import { waitFor } from '../helpers/wait';

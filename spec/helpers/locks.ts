@@ -1,6 +1,6 @@
 import type { Connection } from 'mongoose';
 import { LockManager, type LockManagerOptions } from '../../lib/index';
-import type { LockDocument } from '../../lib/store';
+import type { LockDocument } from '../../lib/commands';
 import { testDatabase } from './mongo';
 
 /**

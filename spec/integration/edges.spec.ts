@@ -4,7 +4,8 @@
 import { setMaxListeners } from 'node:events';
 import { LeaseLostError, LockError, type Lease } from '../../lib/index';
 import { mongo } from 'mongoose';
-import { LockStore, acquireCommand } from '../../lib/store';
+import { acquireCommand } from '../../lib/commands';
+import { LockStore } from '../../lib/store';
 import { lockFixture, recorder } from '../helpers/locks';
 import { nextEvent, waitFor } from '../helpers/wait';
 

@@ -9,8 +9,11 @@ import { testDatabase, testUri } from '../helpers/mongo';
 
 const ROOT = path.join(__dirname, '..', '..');
 const db = testDatabase();
+// A database for each ending: one that leaves leases held must not hold up the next.
+const endings = { close: db, noClose: testDatabase(), closeLast: testDatabase() };
 
-beforeAll(() => db.connect()); // so that the database the children write in is dropped afterwards
+// So that the databases the children write in are dropped afterwards.
+beforeAll(() => Promise.all(Object.values(endings).map((d) => d.connect())));
 
 interface Exit {
   code: number | null;
@@ -45,14 +48,18 @@ function fixture(file: string, args: string[], { limit, node = [] as string[] }:
 }
 
 test.each([
-  ['after manager.close() and connection.close()', []],
-  ['with leases still held and a wait pending, once its connection is closed', ['--no-close']],
-  ['when it closes its managers after its connection (close() settles)', ['--close-after-connection']],
+  ['after manager.close() and connection.close()', [], endings.close],
+  ['with leases still held and a wait pending, once its connection is closed', ['--no-close'], endings.noClose],
+  [
+    'when it closes its managers after its connection (close() settles)',
+    ['--close-after-connection'],
+    endings.closeLast,
+  ],
 ])(
   'a process that used every feature exits by itself %s',
-  async (_, mode) => {
+  async (_, mode, database) => {
     // The fixture exits 3 on an unhandled rejection and 4 on a warning (a listener leak, for one).
-    const exit = await fixture('exit-after-close.ts', [testUri(), db.name, ...mode], { limit: 30_000 });
+    const exit = await fixture('exit-after-close.ts', [testUri(), database.name, ...mode], { limit: 30_000 });
     if (mode[0] === '--close-after-connection') expect(exit.stdout).toContain('closed after the connection');
     // Background errors without an 'error' listener are reported once per kind by design (a
     // renewal slower than its heartbeat on a loaded machine, a closed connection): not a leak.

@@ -1,5 +1,5 @@
 import { LockError } from '../../lib/errors';
-import { isClosedConnection, toLockError } from '../../lib/store';
+import { isClosedConnection, toLockError } from '../../lib/mongo-errors';
 
 function driverError(name: string, fields: Record<string, unknown> = {}): Error {
   return Object.assign(new Error(`${name} happened`), { name, ...fields });

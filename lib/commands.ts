@@ -1,0 +1,218 @@
+// Every MongoDB command of the library, as pure values: filters, update pipelines, projections
+// and collection options. Nothing here talks to a server; lib/store.ts sends them.
+import type { EndedHold } from './types.js';
+
+/**
+ * A lock document: one per lock name, kept (not deleted) when the lock is released so that the
+ * fencing token only ever grows. All times are the server's (`$$NOW`).
+ */
+export interface LockDocument {
+  /** The lock's name. */
+  _id: string;
+  /** Fencing token of the current or last hold. */
+  token: number;
+  /** Private id of the current hold, the only key that renews or releases it; null when free. */
+  leaseId: string | null;
+  /** Who holds (or last held) the lock; informational. */
+  owner: string;
+  acquiredAt: Date;
+  /** When the current hold ends unless renewed; for a free lock, when the last hold ended. */
+  expiresAt: Date;
+  /** The hold's lease duration in ms: each renewal sets expiresAt to $$NOW + ttl. */
+  ttl: number;
+  /** Set only while the lock is free: the clean-up TTL index removes long-free documents by it. */
+  freedAt?: Date;
+  /** Someone waited for this hold to end: its release sends a signal to waiters in other processes. */
+  contended?: boolean;
+  /** The hold this one took over, if it took over one that was never released (expired, or forced). */
+  previous?: EndedHold;
+}
+
+export const isFree = {
+  $or: [{ $eq: [{ $ifNull: ['$leaseId', null] }, null] }, { $lte: ['$expiresAt', '$$NOW'] }],
+};
+export const heldNow = {
+  $and: [{ $ne: [{ $ifNull: ['$leaseId', null] }, null] }, { $gt: ['$expiresAt', '$$NOW'] }],
+};
+export const remainingMs = { $subtract: ['$expiresAt', '$$NOW'] };
+export const infoProjection = { _id: 1, owner: 1, token: 1, acquiredAt: 1, expiresAt: 1, held: heldNow };
+/**
+ * When a freed document's clean-up clock starts: now, or the hold's token read as a time if that
+ * is later (a burst of holds can run the token a little ahead of the clock). The clean-up index
+ * removes the document only once the server's clock has passed it, so a later first acquisition,
+ * whose token is at least the server's time in ms, still gets a larger token.
+ */
+export const freedFrom = (ended: unknown) => ({ $max: [ended, { $toDate: '$token' }] });
+/** Frees a lock: the hold's id goes, the end time is no later than now, and the clean-up clock starts. */
+export const freeIt = {
+  leaseId: null,
+  expiresAt: { $min: ['$expiresAt', '$$NOW'] },
+  freedAt: freedFrom('$$NOW'),
+  contended: '$$REMOVE',
+};
+/** What history needs of a hold, read as it was before it ended. */
+export const holdProjection = { _id: 0, token: 1, owner: 1, acquiredAt: 1, expiresAt: 1, now: '$$NOW' };
+/** The hold a successful acquisition ends, if one was never released: stashed as `previous`. */
+export const endedHold = {
+  $cond: [
+    { $ne: [{ $ifNull: ['$leaseId', null] }, null] },
+    {
+      token: '$token',
+      owner: '$owner',
+      acquiredAt: '$acquiredAt',
+      endedAt: { $min: ['$expiresAt', '$$NOW'] },
+      outcome: { $cond: [{ $lte: ['$expiresAt', '$$NOW'] }, 'expired', 'taken'] },
+    },
+    '$$REMOVE',
+  ],
+};
+
+/** One attempt to take a lock, as {@link acquireCommand} sends it. */
+export interface AcquireRequest {
+  readonly name: string;
+  /** The new hold's private id. */
+  readonly leaseId: string;
+  readonly owner: string;
+  readonly ttl: number;
+  /** Take it whatever its state. */
+  readonly force?: boolean;
+  /** The contender will wait if it is busy: mark the lock `contended`. */
+  readonly waiting?: boolean;
+}
+
+/**
+ * One atomic attempt to take the lock `name`: one `findOneAndUpdate` with upsert, whose update
+ * pipeline takes the lock only if it is free or its expiry is not after the server's `$$NOW`
+ * (or, with `force`, whatever its state). The fencing token becomes max(previous + 1, server
+ * time in ms), so it grows across releases, expiries and the document's later removal. A
+ * `waiting` contender that finds the lock busy marks it `contended` (a write only the first
+ * time), so that its release will signal waiters in other processes.
+ *
+ * An attempt whose answer was lost (a timeout, a reset connection) is retried with the same
+ * `leaseId`: if the lost one had taken the lock, the retry finds its own live hold and keeps it
+ * (same token, expiry extended) instead of finding the lock busy until it expires.
+ *
+ * Every value that comes from the caller enters the pipeline as a `$literal`: an owner such as
+ * `'$$NOW'` or `'$token'` is stored as written, never evaluated.
+ */
+export function acquireCommand(request: AcquireRequest) {
+  const { name, leaseId, owner, ttl, force = false, waiting = false } = request;
+  const take = (value: unknown, field: string) => ({ $cond: ['$_take', value, `$${field}`] });
+  const fresh = (value: unknown, field: string) => take({ $cond: ['$_mine', `$${field}`, value] }, field);
+  const update = [
+    {
+      $set: {
+        _mine: { $and: [{ $eq: ['$leaseId', { $literal: leaseId }] }, { $gt: ['$expiresAt', '$$NOW'] }] },
+        _take: force ? true : isFree,
+      },
+    },
+    { $set: { _take: { $or: ['$_take', '$_mine'] } } },
+    {
+      $set: {
+        leaseId: take({ $literal: leaseId }, 'leaseId'),
+        owner: take({ $literal: owner }, 'owner'),
+        token: fresh({ $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] }, 'token'),
+        acquiredAt: fresh('$$NOW', 'acquiredAt'),
+        expiresAt: take({ $add: ['$$NOW', ttl] }, 'expiresAt'),
+        ttl: take({ $literal: ttl }, 'ttl'),
+        freedAt: take('$$REMOVE', 'freedAt'),
+        previous: fresh(endedHold, 'previous'),
+        contended: { $cond: ['$_take', '$$REMOVE', waiting ? true : '$contended'] },
+      },
+    },
+    { $unset: ['_take', '_mine'] },
+  ];
+  const options = {
+    upsert: true,
+    returnDocument: 'after',
+    projection: {
+      _id: 0,
+      mine: { $eq: ['$leaseId', { $literal: leaseId }] },
+      token: 1,
+      owner: 1,
+      expiresAt: 1,
+      remaining: remainingMs,
+      previous: 1,
+    },
+  } as const;
+  return { filter: { _id: name }, update, options };
+}
+
+/** The release command: frees the lock if `leaseId` still holds it, answering from the document as it was. */
+export function releaseCommand(name: string, leaseId: string) {
+  const options = {
+    returnDocument: 'before',
+    projection: { ...holdProjection, live: { $gt: ['$expiresAt', '$$NOW'] }, contended: 1 },
+  } as const;
+  return { filter: { _id: name, leaseId }, update: [{ $set: freeIt }], options };
+}
+
+/**
+ * Every write that changes who holds a lock, or until when, is acknowledged only once it is
+ * journaled (it survives a crash of the server) and, on a replica set, on a majority (it survives
+ * a failover). Set on the collection, not inherited from the connection: a `w: 1` connection would
+ * otherwise let an acknowledged acquisition vanish and the lock be handed out twice.
+ */
+const DURABLE = { writeConcern: { w: 'majority', j: true } } as const;
+
+/**
+ * The collection options of every lock command: durable writes (above), and majority reads. A
+ * primary cut off from the rest of a replica set still applies a renewal locally; a `local` read
+ * would show it, and the holder would trust a lease the new primary lets expire. A majority read
+ * shows only what survives a failover.
+ */
+export const COLLECTION = { ...DURABLE, readConcern: { level: 'majority' }, readPreference: 'primary' } as const;
+
+/** The forced release: frees the lock whoever holds it, if it is held now, answering from the document as it was. */
+export function forceReleaseCommand(name: string) {
+  const options = { returnDocument: 'before', projection: { ...holdProjection, contended: 1 } } as const;
+  return { filter: { _id: name, $expr: heldNow }, update: [{ $set: freeIt }], options };
+}
+
+/** The renewal of a batch of holds: each one still ours and unexpired gets its own ttl from `$$NOW`. */
+export function renewCommand(holds: readonly { readonly name: string; readonly leaseId: string }[]) {
+  return {
+    filter: {
+      _id: { $in: holds.map((h) => h.name) },
+      leaseId: { $in: holds.map((h) => h.leaseId) },
+      $expr: { $gt: ['$expiresAt', '$$NOW'] },
+    },
+    // A hold that expired on the server's clock is never revived.
+    update: [{ $set: { expiresAt: { $add: ['$$NOW', '$ttl'] } } }],
+  };
+}
+
+/** The watchdog's read-back of a batch of locks, with the server's view of the time each has left. */
+export function readCommand(names: readonly string[]) {
+  return {
+    filter: { _id: { $in: [...names] } },
+    // One more than can match, so that the first batch also closes the cursor (no getMore).
+    options: { projection: { leaseId: 1, expiresAt: 1, remaining: remainingMs }, batchSize: names.length + 1 },
+  };
+}
+
+/** Holds that expired more than `olderThan` ms ago and were never released (their holder crashed). */
+export function staleCommand(olderThan: number) {
+  return { leaseId: { $ne: null }, $expr: { $lt: ['$expiresAt', { $subtract: ['$$NOW', olderThan] }] } };
+}
+
+/** Frees one stale hold for clean-up: its `freedAt` is when it expired (or its token's time, if later). */
+export function sweepCommand(name: string, leaseId: string | null, olderThan: number) {
+  const options = { returnDocument: 'before', projection: holdProjection } as const;
+  return {
+    filter: { ...staleCommand(olderThan), _id: name, leaseId },
+    update: [{ $set: { leaseId: null, freedAt: freedFrom('$expiresAt') } }],
+    options,
+  };
+}
+
+/** The fields `history()` returns of a record. */
+export const historyProjection = {
+  _id: 0,
+  name: 1,
+  token: 1,
+  owner: 1,
+  acquiredAt: 1,
+  endedAt: 1,
+  outcome: 1,
+} as const;

@@ -1,0 +1,83 @@
+// One hold of a lease: what the watchdog watches, and the AbortSignal of that hold.
+import type { LostReason } from './errors.js';
+import type { LeaseTiming } from './options.js';
+import type { WatchedHold } from './watchdog.js';
+
+/** What a {@link Hold} is made of. */
+export interface HoldInit {
+  readonly name: string;
+  readonly leaseId: string;
+  readonly timing: LeaseTiming;
+  readonly token: number;
+  readonly owner: string;
+  readonly expiresAt: Date;
+  readonly deadline: number;
+  readonly onLost: (hold: Hold, reason: LostReason) => void;
+  readonly onDeadline: (hold: Hold) => void;
+}
+
+// eslint-disable-next-line @typescript-eslint/unbound-method -- called with the signal as `this`
+const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
+
+/**
+ * One hold of a lease: what the watchdog watches, and the AbortSignal of that hold. Its signal
+ * looks at the local deadline whenever it is read: after the event loop was blocked past the
+ * deadline (a long synchronous task, a GC pause), `signal.aborted` is true at the first look,
+ * before any timer has had a chance to run.
+ */
+export class Hold implements WatchedHold {
+  readonly controller = new AbortController();
+  readonly name: string;
+  readonly leaseId: string;
+  readonly timing: LeaseTiming;
+  readonly token: number;
+  readonly owner: string;
+  expiresAt: Date;
+  deadline: number;
+  readonly #onLost: (hold: Hold, reason: LostReason) => void;
+  readonly #onDeadline: (hold: Hold) => void;
+
+  constructor(init: HoldInit) {
+    ({
+      name: this.name,
+      leaseId: this.leaseId,
+      timing: this.timing,
+      token: this.token,
+      owner: this.owner,
+      expiresAt: this.expiresAt,
+      deadline: this.deadline,
+    } = init);
+    this.#onLost = init.onLost;
+    this.#onDeadline = init.onDeadline;
+    const signal = this.controller.signal;
+    Object.defineProperties(signal, {
+      aborted: {
+        configurable: true,
+        get: () => {
+          this.check();
+          return abortedGetter.call(signal) as boolean;
+        },
+      },
+      throwIfAborted: {
+        configurable: true,
+        value: () => {
+          this.check();
+          AbortSignal.prototype.throwIfAborted.call(signal);
+        },
+      },
+    });
+  }
+
+  /** Ends the hold now if its local deadline has passed (whether or not a timer has fired yet). */
+  check(): void {
+    if (performance.now() >= this.deadline && !abortedGetter.call(this.controller.signal)) this.#onDeadline(this);
+  }
+
+  lost(reason: LostReason): void {
+    this.#onLost(this, reason);
+  }
+
+  deadlinePassed(): void {
+    this.#onDeadline(this);
+  }
+}
