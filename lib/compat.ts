@@ -6,6 +6,7 @@ import type { Lease, LeaseEvents } from './lease.js';
 import { LockManager } from './manager.js';
 import { checkName, checkObject, resolveManagerOptions, type LockManagerOptions } from './options.js';
 import { strategies, type PollStrategy } from './strategies.js';
+import { DEFAULTS } from './defaults.js';
 
 /**
  * Options of {@link Lock}: those of mongoose-distributed-lock 0.0.1 (`timeout`, `pollInterval`),
@@ -41,7 +42,7 @@ export type LockCallback<T> = (error: Error | null, result?: T) => void;
  * is a manager option, a fraction of each lease's ttl). Locks of a few hundred ms get
  * proportionally less: 30 ms on a 300 ms lock.
  */
-const COMPAT_MARGIN = 0.1;
+const COMPAT_MARGIN = DEFAULTS.margin;
 
 /** The manager options Lock instances share a manager by. */
 type SharedOptions = Omit<CompatLockOptions, 'timeout' | 'pollInterval' | 'probeMaxAttempts'>;
@@ -131,8 +132,9 @@ export class CompatLock extends EventEmitter<LeaseEvents> {
     super();
     this.#name = checkName(name, 'Lock(name, options): name');
     const { timeout, pollInterval, probeMaxAttempts, ...shared } = checkObject(options, 'Lock(name, options): options');
-    this.#timeout = timeout === undefined ? 60_000 : parseDuration(timeout, 'options.timeout');
-    this.#pollInterval = pollInterval === undefined ? 500 : parseDuration(pollInterval, 'options.pollInterval');
+    this.#timeout = timeout === undefined ? DEFAULTS.compat.timeout : parseDuration(timeout, 'options.timeout');
+    this.#pollInterval =
+      pollInterval === undefined ? DEFAULTS.compat.pollInterval : parseDuration(pollInterval, 'options.pollInterval');
     if (probeMaxAttempts !== undefined)
       this.#probeMaxAttempts = positiveCount(probeMaxAttempts, 'options.probeMaxAttempts');
     this.#manager = sharedManager(shared);

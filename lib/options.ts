@@ -2,6 +2,7 @@ import os from 'node:os';
 import mongoose, { type Connection } from 'mongoose';
 import { parseDuration, type Duration } from './duration.js';
 import { argumentError, invalidType, outOfRange } from './errors.js';
+import { DEFAULTS } from './defaults.js';
 
 /** Options of {@link LockManager}. Durations are milliseconds or `ms` strings (`'30s'`). */
 export interface LockManagerOptions {
@@ -194,7 +195,7 @@ function historyOption(value: unknown, collection: string): HistorySettings {
   return {
     enabled: value === true || typeof value === 'object',
     collection: name,
-    retain: retentionOption(options.retain, '30d', `${what}.retain`),
+    retain: retentionOption(options.retain, DEFAULTS.historyRetain, `${what}.retain`),
   };
 }
 
@@ -204,8 +205,8 @@ function heartbeatOption(value: unknown, what: string): number | false {
 
 export function resolveManagerOptions(input: LockManagerOptions | undefined): ManagerSettings {
   const options = checkObject(input, 'LockManager options');
-  const ttl = options.ttl === undefined ? 60_000 : parseDuration(options.ttl, 'options.ttl');
-  const margin = options.margin ?? 0.1;
+  const ttl = options.ttl === undefined ? DEFAULTS.ttl : parseDuration(options.ttl, 'options.ttl');
+  const margin = options.margin ?? DEFAULTS.margin;
   if (typeof margin !== 'number') throw invalidType('options.margin', 'a fraction of the ttl', margin);
   if (!(margin > 0 && margin < 0.5)) throw outOfRange('options.margin', 'a fraction above 0 and below 0.5', margin);
   const owner = options.owner ?? `${os.hostname()}:${process.pid}`;
@@ -213,15 +214,19 @@ export function resolveManagerOptions(input: LockManagerOptions | undefined): Ma
   const settings: Omit<ManagerSettings, 'heartbeat' | 'history'> = {
     connection: options.connection === undefined ? mongoose.connection : checkConnection(options.connection),
     collection:
-      options.collection === undefined ? 'locks' : checkCollectionName(options.collection, 'options.collection'),
+      options.collection === undefined
+        ? DEFAULTS.collection
+        : checkCollectionName(options.collection, 'options.collection'),
     ttl,
-    poll: options.poll === undefined ? 500 : parseDuration(options.poll, 'options.poll'),
+    poll: options.poll === undefined ? DEFAULTS.poll : parseDuration(options.poll, 'options.poll'),
     owner,
     margin,
     commandTimeout:
-      options.commandTimeout === undefined ? 10_000 : parseDuration(options.commandTimeout, 'options.commandTimeout'),
-    wakeups: booleanOption(options.wakeups, true, 'options.wakeups'),
-    cleanupAfter: retentionOption(options.cleanupAfter, '1d', 'options.cleanupAfter'),
+      options.commandTimeout === undefined
+        ? DEFAULTS.commandTimeout
+        : parseDuration(options.commandTimeout, 'options.commandTimeout'),
+    wakeups: booleanOption(options.wakeups, DEFAULTS.wakeups, 'options.wakeups'),
+    cleanupAfter: retentionOption(options.cleanupAfter, DEFAULTS.cleanupAfter, 'options.cleanupAfter'),
   };
   const heartbeat =
     options.heartbeat === undefined
@@ -235,7 +240,7 @@ export function resolveManagerOptions(input: LockManagerOptions | undefined): Ma
 
 /** A third of the ttl, or less with a wide margin: a renewal must leave one margin for its round trips. */
 function defaultHeartbeat(ttl: number, margin: number): number {
-  return Math.min(ttl / 3, ttl * (1 - 2 * margin));
+  return Math.min(ttl * DEFAULTS.heartbeatFraction, ttl * (1 - 2 * margin));
 }
 
 /** The timing of one lease: its own ttl/heartbeat, or the manager's. Throws if they cannot work. */

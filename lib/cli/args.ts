@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../duration.js';
 import { checkName } from '../options.js';
+import { DEFAULTS } from '../defaults.js';
 
 /** Exit codes of `mdlock` itself (`run` otherwise exits with its command's code). */
 export const ExitCode = Object.freeze({
@@ -218,13 +219,13 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
 
   const uri = values.uri ?? env.MONGODB_URI;
   if (!uri) throw usageError('no MongoDB URI: pass --uri or set MONGODB_URI', topic);
-  const collection = values.collection ?? 'locks';
+  const collection = values.collection ?? DEFAULTS.collection;
   if (collection === '') throw usageError('--collection must not be empty', topic);
   const target: Target = {
     uri,
     collection,
     json: values.json ?? false,
-    timeout: duration(values['connect-timeout'], 'connect-timeout', 10_000),
+    timeout: duration(values['connect-timeout'], 'connect-timeout', DEFAULTS.cli.connectTimeout),
   };
 
   if (topic === 'ls') {
@@ -250,7 +251,7 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
 
   if (extra.length > 0) throw usageError(`put the command after "--", as in: mdlock run ${name} -- ${extra.join(' ')}`);
   if (after.length === 0) throw usageError('missing the command to run after "--"', topic);
-  const ttl = duration(values.ttl, 'ttl', 30_000);
+  const ttl = duration(values.ttl, 'ttl', DEFAULTS.cli.ttl);
   const heartbeat = values.heartbeat === undefined ? undefined : duration(values.heartbeat, 'heartbeat', 0);
   const wait = values.wait === undefined ? undefined : waitOption(values.wait);
   const tokenEnv = values['token-env'] ?? 'MDLOCK_TOKEN';
@@ -266,7 +267,7 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
     heartbeat,
     wait,
     tokenEnv,
-    grace: duration(values.grace, 'grace', 10_000),
+    grace: duration(values.grace, 'grace', DEFAULTS.cli.grace),
     owner: values.owner,
     verbose: values.verbose ?? false,
     quiet: values.quiet ?? false,

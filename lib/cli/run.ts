@@ -8,6 +8,7 @@ import { LockManager } from '../manager.js';
 import { ExitCode, type Invocation } from './args.js';
 import type { Io } from './program.js';
 import { formatDuration } from './report.js';
+import { DEFAULTS } from '../defaults.js';
 
 type RunInvocation = Extract<Invocation, { command: 'run' }>;
 
@@ -16,7 +17,7 @@ type RunInvocation = Extract<Invocation, { command: 'run' }>;
  * before it could expire on the server. It bounds `--grace`, so that a command stopped after a
  * loss is gone before the server could give the lock to anyone else.
  */
-const MARGIN = 0.1;
+const MARGIN = DEFAULTS.margin;
 
 /** How long a command stopped after a loss (or after mdlock was killed) gets between SIGTERM and SIGKILL. */
 export function boundedGrace(grace: number, ttl: number): number {

@@ -1,5 +1,6 @@
 import mongoose from 'mongoose';
 import { parseDuration } from '../../lib/duration';
+import { DEFAULTS } from '../../lib/defaults';
 import { checkName, leaseTiming, resolveManagerOptions } from '../../lib/options';
 
 describe('durations', () => {
@@ -115,5 +116,23 @@ describe('manager and lease options', () => {
       /options.connection must be a mongoose Connection/,
     );
     expect(() => resolveManagerOptions('fast' as never)).toThrow(/LockManager options must be an options object/);
+  });
+});
+
+describe('defaults', () => {
+  test('live in one frozen place that the options, the 0.0.1 API and the CLI read', () => {
+    expect(Object.isFrozen(DEFAULTS)).toBe(true);
+    expect(Object.isFrozen(DEFAULTS.compat)).toBe(true);
+    expect(Object.isFrozen(DEFAULTS.cli)).toBe(true);
+    const settings = resolveManagerOptions({ connection: mongoose.connection });
+    expect(settings).toMatchObject({
+      collection: DEFAULTS.collection,
+      ttl: DEFAULTS.ttl,
+      heartbeat: DEFAULTS.ttl * DEFAULTS.heartbeatFraction,
+      poll: DEFAULTS.poll,
+      margin: DEFAULTS.margin,
+      commandTimeout: DEFAULTS.commandTimeout,
+      wakeups: DEFAULTS.wakeups,
+    });
   });
 });
