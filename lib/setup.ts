@@ -2,6 +2,7 @@ import mongoose, { type Connection } from 'mongoose';
 import { LockError, LockErrorCode } from './errors.js';
 import type { ManagerSettings } from './options.js';
 import { MONGODB_CODES, serverCode } from './mongo-errors.js';
+import { deploymentProblems, inspectDeployment } from './deployment.js';
 import type { LockStore } from './store.js';
 
 /** An index the library needs, as `createIndex` takes it. */
@@ -177,6 +178,9 @@ export async function setUp(
   const failure = (what: string) => (error: unknown) => {
     if (!cutShort()) report(failed(error, what));
   };
+  // What the deployment lacks, said once, at start-up (an outage here is no finding: say nothing).
+  const deployment = await inspectDeployment(store, settings.commandTimeout).catch(() => undefined);
+  if (deployment && !cutShort()) for (const problem of deploymentProblems(deployment)) report(problem);
   for (const wanted of wantedIndexes(settings)) {
     if (cutShort()) return;
     const what = `index set-up on "${wanted.collection}" failed, so ${wanted.purpose}`;
