@@ -1,3 +1,4 @@
+import { realClock, type Clock } from './clock.js';
 import { MAX_TIMER } from './timeout.js';
 
 interface Interest {
@@ -19,6 +20,7 @@ export class Watch {
   constructor(
     private readonly interest: Interest,
     private readonly release: () => void,
+    private readonly clock: Clock = realClock,
   ) {}
 
   /** Call just before sending an attempt. */
@@ -32,7 +34,7 @@ export class Watch {
    * alive: someone is awaiting this wait.
    */
   sleep(delay: number, signals: readonly (AbortSignal | undefined)[]): Promise<void> {
-    const { interest } = this;
+    const { interest, clock } = this;
     return new Promise<void>((resolve, reject) => {
       const active = signals.filter((s): s is AbortSignal => s !== undefined);
       const aborted = active.find((s) => s.aborted);
@@ -40,7 +42,7 @@ export class Watch {
       if (aborted) return reject(aborted.reason);
       if (interest.epoch !== this.#marked) return resolve();
       const done = (error?: unknown) => {
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         for (const s of active) s.removeEventListener('abort', onAbort);
         interest.sleepers.delete(wake);
         if (error === undefined) resolve();
@@ -49,7 +51,7 @@ export class Watch {
       };
       const wake = () => done();
       const onAbort = (event: Event) => done((event.target as AbortSignal | null)?.reason);
-      const timer = setTimeout(wake, Math.min(Math.max(0, delay), MAX_TIMER));
+      const timer = clock.setTimeout(wake, Math.min(Math.max(0, delay), MAX_TIMER));
       interest.sleepers.add(wake);
       for (const s of active) s.addEventListener('abort', onAbort, { once: true });
     });
@@ -68,11 +70,16 @@ export class Watch {
 export class Wakeups {
   readonly #interests = new Map<string, Interest>();
   readonly #onDemand: (watching: boolean) => void;
+  readonly #clock: Clock;
   #watchers = 0;
 
-  /** `onDemand(true)` when the first wait starts, `onDemand(false)` when the last one ends. */
-  constructor(onDemand: (watching: boolean) => void = () => {}) {
+  /**
+   * `onDemand(true)` when the first wait starts, `onDemand(false)` when the last one ends. The
+   * waits sleep on `clock`'s timers.
+   */
+  constructor(onDemand: (watching: boolean) => void = () => {}, clock: Clock = realClock) {
     this.#onDemand = onDemand;
+    this.#clock = clock;
   }
 
   /** Waits in progress. */
@@ -87,12 +94,16 @@ export class Wakeups {
     interest.watchers++;
     if (++this.#watchers === 1) this.#onDemand(true);
     let released = false;
-    return new Watch(interest, () => {
-      if (released) return;
-      released = true;
-      if (--interest.watchers === 0) this.#interests.delete(name);
-      if (--this.#watchers === 0) this.#onDemand(false);
-    });
+    return new Watch(
+      interest,
+      () => {
+        if (released) return;
+        released = true;
+        if (--interest.watchers === 0) this.#interests.delete(name);
+        if (--this.#watchers === 0) this.#onDemand(false);
+      },
+      this.#clock,
+    );
   }
 
   /** The name was released: every wait for it tries again now. */

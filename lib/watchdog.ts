@@ -1,11 +1,14 @@
 import type { LeaseTiming } from './options.js';
 import type { HoldKey, HoldState } from './store.js';
 import type { LostReason } from './errors.js';
+import { realClock, type Clock } from './clock.js';
+
+export type { Clock } from './clock.js';
 
 /** A held lease, as the watchdog sees it. */
 export interface WatchedHold extends HoldKey {
   readonly timing: LeaseTiming;
-  /** Monotonic time (`performance.now()`) at which the hold counts as lost locally. */
+  /** Monotonic time (the clock's `now()`) at which the hold counts as lost locally. */
   deadline: number;
   /** When the hold ends on the server's clock, as last read. */
   expiresAt: Date;
@@ -20,20 +23,6 @@ export interface WatchdogStore {
   renew(holds: readonly HoldKey[], timeout: number): Promise<unknown>;
   read(names: readonly string[], timeout: number): Promise<Map<string, HoldState>>;
 }
-
-/** Time, for the watchdog: real by default, injectable in unit tests. */
-export interface Clock {
-  now(): number;
-  /** Returns a handle; one with an `unref()` method gets it called. */
-  setTimeout(callback: () => void, delay: number): unknown;
-  clearTimeout(timer: unknown): void;
-}
-
-const realClock: Clock = {
-  now: () => performance.now(),
-  setTimeout: (callback, delay) => setTimeout(callback, delay),
-  clearTimeout: (timer) => clearTimeout(timer as NodeJS.Timeout),
-};
 
 /**
  * One loop per manager that keeps its held leases alive and honest. Each tick renews every held
