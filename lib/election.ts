@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter } from 'eventemitter3';
 import { parseDuration, type Duration } from './duration.js';
+import { safeEmit, type ListenerArgs } from './emit.js';
 import { LeaseLostError, LockErrorCode, LockStateError, LockTimeoutError, invalidType } from './errors.js';
 import type { Lease } from './lease.js';
 import { checkObject } from './options.js';
@@ -296,11 +297,8 @@ export class Election extends EventEmitter<ElectionEvents> {
     void run.then(() => this.#runs.delete(run));
   }
 
-  #emit<E extends keyof ElectionEvents>(event: E, ...args: Parameters<ElectionEvents[E]>): void {
-    try {
-      (this.emit as (event: string, ...args: unknown[]) => boolean)(event, ...args);
-    } catch (error) {
-      this.#context.report(error); // a throwing listener must not break the campaign
-    }
+  #emit<E extends keyof ElectionEvents>(event: E, ...args: ListenerArgs<ElectionEvents>[E]): void {
+    // A throwing listener must not break the campaign.
+    safeEmit<ListenerArgs<ElectionEvents>, E>(this, event, args, (error) => this.#context.report(error));
   }
 }
