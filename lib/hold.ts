@@ -1,4 +1,5 @@
 // One hold of a lease: what the watchdog watches, and the AbortSignal of that hold.
+import type { Clock } from './clock.js';
 import type { LostReason } from './errors.js';
 import type { LeaseTiming } from './options.js';
 import type { WatchedHold } from './watchdog.js';
@@ -11,7 +12,10 @@ export interface HoldInit {
   readonly token: number;
   readonly owner: string;
   readonly expiresAt: Date;
+  /** Local deadline, by `clock`. */
   readonly deadline: number;
+  /** The clock the deadline is measured by (the lease's). */
+  readonly clock: Pick<Clock, 'now'>;
   readonly onLost: (hold: Hold, reason: LostReason) => void;
   readonly onDeadline: (hold: Hold) => void;
 }
@@ -34,6 +38,7 @@ export class Hold implements WatchedHold {
   readonly owner: string;
   expiresAt: Date;
   deadline: number;
+  readonly #clock: Pick<Clock, 'now'>;
   readonly #onLost: (hold: Hold, reason: LostReason) => void;
   readonly #onDeadline: (hold: Hold) => void;
 
@@ -47,6 +52,7 @@ export class Hold implements WatchedHold {
       expiresAt: this.expiresAt,
       deadline: this.deadline,
     } = init);
+    this.#clock = init.clock;
     this.#onLost = init.onLost;
     this.#onDeadline = init.onDeadline;
     const signal = this.controller.signal;
@@ -70,7 +76,7 @@ export class Hold implements WatchedHold {
 
   /** Ends the hold now if its local deadline has passed (whether or not a timer has fired yet). */
   check(): void {
-    if (performance.now() >= this.deadline && !abortedGetter.call(this.controller.signal)) this.#onDeadline(this);
+    if (this.#clock.now() >= this.deadline && !abortedGetter.call(this.controller.signal)) this.#onDeadline(this);
   }
 
   lost(reason: LostReason): void {

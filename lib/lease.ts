@@ -9,13 +9,15 @@ import {
   outOfRange,
   type LostReason,
 } from './errors.js';
+import type { Clock } from './clock.js';
+import type { AcquireRequest } from './commands.js';
+import { safeEmit, type ListenerArgs } from './emit.js';
 import { Hold } from './hold.js';
 import { isClosedConnection, isConnectionError } from './mongo-errors.js';
 import type { LeaseTiming, ManagerSettings } from './options.js';
 import { waitPlan, type AcquireOptions, type WaitPlan } from './plan.js';
-import type { AcquireResult, LockStore } from './store.js';
-import type { Watchdog } from './watchdog.js';
-import type { Wakeups, Watch } from './wakeups.js';
+import type { AcquireResult, ReleaseResult } from './store.js';
+import type { Watch } from './wakeups.js';
 
 /** Payload of `acquired`. */
 export interface AcquiredEvent {
@@ -53,32 +55,60 @@ export interface LeaseEvents {
   lost: (error: LeaseLostError) => void;
 }
 
+/** The listener argument lists of a lease's events: `{ acquired: [event: AcquiredEvent], ... }`. */
+export type LeaseEventArgs = ListenerArgs<LeaseEvents>;
+
 /**
  * A lease that holds its lock: what `manager.acquire()` resolves and what `withLock` passes to its
  * function. Its `token` and `expiresAt` are always defined (they stay the hold's once it ends).
  */
 export type HeldLease = Lease & { readonly token: number; readonly expiresAt: Date };
 
+/** The two commands a lease sends (implemented by LockStore; unit tests pass a fake). @internal */
+export interface LeaseStore {
+  /**
+   * One attempt to take the lock. `late` gets the answer of an attempt that was reported as failed
+   * (no answer in time) and that the server applied after all.
+   */
+  acquire(request: AcquireRequest, late?: (result: AcquireResult) => void): Promise<AcquireResult>;
+  /** Frees the lock if `leaseId` holds it. `lapsed`: the hold ran out locally (history says expired). */
+  release(name: string, leaseId: string, timeout?: number, lapsed?: boolean): Promise<ReleaseResult>;
+}
+
 /** What a lease needs from its manager. @internal */
 export interface LeaseContext {
-  readonly settings: ManagerSettings;
-  readonly store: LockStore;
-  readonly watchdog: Watchdog;
-  readonly wakeups: Wakeups;
+  /** The owner stored on the locks it takes, and the poll interval of a plain `wait`. */
+  readonly settings: Pick<ManagerSettings, 'owner' | 'poll'>;
+  readonly store: LeaseStore;
+  /** Measures the local deadlines and the waits, and times the sleeps between attempts. */
+  readonly clock: Clock;
   /** Aborts (with a LockStateError `closed`) when the manager closes. */
   readonly closing: AbortSignal;
-  /** Forwards a lease's event to the manager's listeners. */
-  forward(event: keyof LeaseEvents, lease: Lease, payload: unknown): void;
-  /** Reports a background error on the manager's `error` event. */
-  report(error: unknown, lease?: Lease): void;
-  /** The manager tracks held leases (to release them on close) and acquisitions in flight. */
-  held(lease: Lease, isHeld: boolean): void;
+  readonly host: LeaseHost;
+}
+
+/** The manager's side of its leases: what it tracks of them, and where their events go. @internal */
+export interface LeaseHost {
+  /**
+   * `hold` began (`isHeld`) or ended: the manager keeps its held leases (to release them on
+   * close), and its watchdog renews and re-reads the hold while it lasts.
+   */
+  held(lease: Lease, hold: Hold, isHeld: boolean): void;
+  /** Resolves once the watchdog's tick in flight has settled: no renewal of it lands after this. */
+  settled(): Promise<void>;
+  /** Registers a wait for `name` (its sleeps end early when the lock is freed); `done()` it at the end. */
+  watch(name: string): Watch;
+  /** Work the manager's close waits for (acquisitions in flight, give-backs). */
   pending(work: Promise<unknown>): unknown;
   /**
    * `name` was freed by this manager: wake its waiters here, and tell other processes if it was
    * `contended`. Resolves once they have been told (never rejects: a failure is reported).
    */
   freed(name: string, contended: boolean): Promise<void>;
+  /** Re-emits a lease's event to the manager's listeners, with the lease first. */
+  forward<E extends keyof LeaseEvents>(event: E, lease: Lease, args: LeaseEventArgs[E]): void;
+  /** Reports a background error on the manager's `error` event. */
+  report(error: unknown, lease?: Lease): void;
 }
 
 /** Leave a little slack after an observed expiry: the server takes the lock when expiresAt <= $$NOW. */
@@ -233,7 +263,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     }
     this.#state = 'acquiring';
     const work = this.#attempts(plan);
-    context.pending(work);
+    context.host.pending(work);
     try {
       return await work;
     } finally {
@@ -242,7 +272,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
   }
 
   async #attempts(plan: WaitPlan): Promise<boolean> {
-    const watch = plan.strategy ? this.#context.wakeups.watch(this.name) : undefined;
+    const watch = plan.strategy ? this.#context.host.watch(this.name) : undefined;
     try {
       return await this.#attemptLoop(plan, watch);
     } finally {
@@ -257,8 +287,8 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
    * is given back (awaited) before it settles, so no hold is left behind that nobody knows of.
    */
   async #attemptLoop({ strategy, signal, force, waits }: WaitPlan, watch: Watch | undefined): Promise<boolean> {
-    const { store, settings, closing } = this.#context;
-    const started = performance.now();
+    const { store, settings, closing, clock, host } = this.#context;
+    const started = clock.now();
     const current = { leaseId: randomLeaseId(), ended: false };
     /** The last attempt with `current.leaseId` may hold the lock. */
     let unknown: boolean;
@@ -282,7 +312,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
           waiting: waits,
         };
         watch?.mark();
-        const sentAt = performance.now();
+        const sentAt = clock.now();
         let result: AcquireResult | undefined;
         try {
           unknown = true;
@@ -291,14 +321,14 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
         } catch (error) {
           unknown = isConnectionError(error) && !isClosedConnection(error); // a closed connection sent nothing
           if (!strategy || !isConnectionError(error) || isClosedConnection(error)) throw error;
-          this.#context.report(error, this); // a wait rides out a passing outage (not a closed connection), retrying
+          host.report(error, this); // a wait rides out a passing outage (not a closed connection), retrying
         }
         if (result?.acquired) {
           const abandoned = signal?.aborted ? signal : closing.aborted ? closing : undefined;
           if (abandoned) throw abandoned.reason; // given back below, before this rejects
           // The server granted `remaining` ms at some moment after sentAt; stop a margin before that.
           const deadline = sentAt + result.remaining - this.#timing.margin;
-          if (deadline > performance.now()) {
+          if (deadline > clock.now()) {
             unknown = false;
             this.#begin(leaseId, result, deadline);
             return true;
@@ -319,13 +349,13 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
           result = undefined;
         }
         if (!strategy) return false;
-        const delay = strategy.next(attempt, performance.now() - started);
+        const delay = strategy.next(attempt, clock.now() - started);
         if (delay === null) {
           this.#emit('timeout', { name: this.name, phase: 'acquire' });
           throw new LockTimeoutError(
             this.name,
             'acquire',
-            `could not acquire lock "${this.name}" within ${Math.round(performance.now() - started)} ms (${attempt} attempts)`,
+            `could not acquire lock "${this.name}" within ${Math.round(clock.now() - started)} ms (${attempt} attempts)`,
           );
         }
         if (typeof delay !== 'number' || !(delay >= 0)) {
@@ -350,14 +380,14 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
       owner: result.owner,
       expiresAt: result.expiresAt,
       deadline,
+      clock: this.#context.clock,
       onLost: (h, reason) => this.#lose(h, reason),
       onDeadline: (h) => this.#deadlinePassed(h),
     });
     this.#hold = hold;
     this.#state = 'held';
     this.#endedUnreleased = false;
-    this.#context.held(this, true);
-    this.#context.watchdog.add(hold);
+    this.#context.host.held(this, hold, true);
     this.#emit('acquired', {
       name: this.name,
       token: hold.token,
@@ -372,8 +402,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     this.#hold = undefined;
     this.#last = hold;
     this.#state = 'idle';
-    this.#context.watchdog.remove(hold);
-    this.#context.held(this, false);
+    this.#context.host.held(this, hold, false);
     hold.controller.abort(reason);
     return true;
   }
@@ -396,7 +425,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     this.#end(hold, closing ? (this.#context.closing.reason as Error) : releasedReason(this.name));
     const { outcome, contended } = await this.#context.store.release(this.name, hold.leaseId);
     // Resolve only once waiters elsewhere have been told: a process may exit right after this.
-    if (outcome === 'released' || outcome === 'expired') await this.#context.freed(this.name, contended);
+    if (outcome === 'released' || outcome === 'expired') await this.#context.host.freed(this.name, contended);
     if (outcome === 'released') {
       this.#emit('released', { name: this.name, token: hold.token });
       return true;
@@ -449,22 +478,20 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
    * locally, so history records it as expired.
    */
   #giveBack(leaseId: string, lapsed = false): Promise<void> {
-    const { store, watchdog } = this.#context;
+    const { store, host } = this.#context;
     const work = (async () => {
-      await watchdog.idle();
+      await host.settled();
       const { outcome, contended } = await store.release(this.name, leaseId, undefined, lapsed);
-      if (outcome === 'released' || outcome === 'expired') await this.#context.freed(this.name, contended);
+      if (outcome === 'released' || outcome === 'expired') await host.freed(this.name, contended);
     })().catch(() => {});
-    this.#context.pending(work);
+    host.pending(work);
     return work;
   }
 
-  #emit<E extends keyof LeaseEvents>(event: E, payload: Parameters<LeaseEvents[E]>[0]): void {
-    try {
-      (this.emit as (event: string, payload: unknown) => boolean)(event, payload);
-    } catch (error) {
-      this.#context.report(error, this); // a throwing listener must not break the lease
-    }
-    this.#context.forward(event, this, payload);
+  /** Emits to this lease's listeners, then to the manager's; a listener that throws is reported. */
+  #emit<E extends keyof LeaseEvents>(event: E, ...args: LeaseEventArgs[E]): void {
+    const { host } = this.#context;
+    safeEmit<LeaseEventArgs, E>(this, event, args, (error) => host.report(error, this)); // a throwing listener must not break the lease
+    host.forward(event, this, args);
   }
 }

@@ -1,8 +1,10 @@
 import { setMaxListeners } from 'node:events';
 import { EventEmitter } from 'eventemitter3';
+import { realClock } from './clock.js';
 import { Election, type ElectionOptions } from './election.js';
+import { prepend, safeEmit, type Listeners, type Prepended } from './emit.js';
 import { LeaseLostError, LockErrorCode, LockStateError, LockError, invalidType, outOfRange } from './errors.js';
-import { Lease, type HeldLease, type LeaseContext, type LeaseEvents } from './lease.js';
+import { Lease, type HeldLease, type LeaseContext, type LeaseEventArgs } from './lease.js';
 import { waitPlan, type AcquireOptions, type WaitPlan } from './plan.js';
 import {
   checkName,
@@ -34,14 +36,14 @@ export interface TryAcquireOptions extends LeaseOptions {
   readonly signal?: AbortSignal;
 }
 
-type Forwarded<E extends keyof LeaseEvents> = (lease: Lease, payload: Parameters<LeaseEvents[E]>[0]) => void;
+/** The argument lists of a lease's events as its manager re-emits them: the lease first. */
+type ForwardedArgs = Prepended<LeaseEventArgs, Lease>;
 
-/** Events of a {@link LockManager}: every lease's events, with the lease first, and background errors. */
-export interface LockManagerEvents {
-  acquired: Forwarded<'acquired'>;
-  released: Forwarded<'released'>;
-  timeout: Forwarded<'timeout'>;
-  lost: Forwarded<'lost'>;
+/**
+ * Events of a {@link LockManager}: every lease's events (see {@link LeaseEvents}), with the lease
+ * first (`manager.on('acquired', (lease, event) => ...)`), and background errors.
+ */
+export interface LockManagerEvents extends Listeners<ForwardedArgs> {
   /**
    * A background failure (a heartbeat tick, a clean-up, a listener that threw, a passing outage
    * during a wait), with the lease concerned if there is one. Nothing is thrown from timers: without
@@ -93,14 +95,25 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     this.#context = {
       settings,
       store: this.#store,
-      watchdog: this.#watchdog,
-      wakeups: this.#wakeups,
+      clock: realClock,
       closing: this.#closing.signal,
-      forward: (event, lease, payload) => this.#safeEmit(event, lease, payload),
-      report: (error, lease) => this.#report(error, lease),
-      held: (lease, isHeld) => void (isHeld ? this.#held.add(lease) : this.#held.delete(lease)),
-      pending: (work) => this.#track(work),
-      freed: (name, contended) => this.#freed(name, contended),
+      host: {
+        held: (lease, hold, isHeld) => {
+          if (isHeld) {
+            this.#held.add(lease);
+            this.#watchdog.add(hold);
+          } else {
+            this.#watchdog.remove(hold);
+            this.#held.delete(lease);
+          }
+        },
+        settled: () => this.#watchdog.idle(),
+        watch: (name) => this.#wakeups.watch(name),
+        pending: (work) => this.#track(work),
+        freed: (name, contended) => this.#freed(name, contended),
+        forward: (event, lease, args) => this.#forward(event, lease, args),
+        report: (error, lease) => this.#report(error, lease),
+      },
     };
     this.#ready = this.#track(setUp(this.#store, settings, (error) => this.#report(error), this.#closing.signal));
   }
@@ -361,12 +374,10 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     return work;
   }
 
-  #safeEmit(event: keyof LeaseEvents, lease: Lease, payload: unknown): void {
-    try {
-      (this.emit as (event: string, lease: Lease, payload: unknown) => boolean)(event, lease, payload);
-    } catch (error) {
-      this.#report(error, lease);
-    }
+  /** Re-emits a lease's event with the lease first; a listener that throws is reported. */
+  #forward<E extends keyof LeaseEventArgs>(event: E, lease: Lease, args: LeaseEventArgs[E]): void {
+    const forwarded = prepend<LeaseEventArgs, E, Lease>(lease, args);
+    safeEmit<ForwardedArgs, E>(this, event, forwarded, (error) => this.#report(error, lease));
   }
 
   #report(error: unknown, lease?: Lease): void {
