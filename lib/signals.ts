@@ -17,6 +17,8 @@ const AWAIT_MS = 1000;
 const REOPEN_MS = 250;
 /** The cursor stays open this long after the last wait ends: workers that wait again soon keep it. */
 const LINGER_MS = 5000;
+/** Consecutive failures of the cursor, other than a connection's, after which wake-ups are turned off. */
+const MAX_FAILURES = 3;
 const CLIENT_CLOSED = /^Mongo(ClientClosed|NotConnected|TopologyClosed)Error$/;
 
 /**
@@ -72,6 +74,11 @@ export class ReleaseSignals {
     if (!this.#loop && !this.#disabled) this.#loop = this.#listen().finally(() => (this.#loop = undefined));
   }
 
+  /** Resolves once the listener is not running (at once if it is not). */
+  idle(): Promise<void> {
+    return this.#loop ?? Promise.resolve();
+  }
+
   /** Stops listening and waits for the listener to end. */
   async close(): Promise<void> {
     this.#stop();
@@ -87,6 +94,7 @@ export class ReleaseSignals {
   }
 
   async #listen(): Promise<void> {
+    let failures = 0;
     while (this.#wanted) {
       try {
         await this.#store.db('release signals'); // fails at once on a closed connection: never reopen it
@@ -101,6 +109,7 @@ export class ReleaseSignals {
           // The first batch holds the signals still in the collection: a few spurious wake-ups,
           // each costing one early attempt, and no signal sent since the wait began is missed.
           for await (const signal of cursor) {
+            failures = 0; // the cursor works
             if (signal.name) this.#onSignal(signal.name);
             if (!this.#wanted) break;
           }
@@ -112,7 +121,23 @@ export class ReleaseSignals {
         if (!this.#wanted) return;
         // A closed or cut-off connection: try again quietly while waits last (they see it themselves).
         const closed = isConnectionError(error) || CLIENT_CLOSED.test((error as Error).name);
-        if (!closed) this.#onError(toLockError(error, 'release signals'));
+        if (!closed) {
+          // A cursor that keeps failing for another reason (a service without tailable cursors, a
+          // read concern it refuses, a capped collection rolled over) is not retried forever.
+          if (++failures >= MAX_FAILURES) {
+            this.#disabled = true;
+            const cause = toLockError(error, 'release signals');
+            this.#onError(
+              new LockError(
+                LockErrorCode.Database,
+                `cross-process wake-ups are off, waits rely on polling: the signal cursor failed ${failures} times in a row (${cause.message})`,
+                { cause },
+              ),
+            );
+            return;
+          }
+          this.#onError(toLockError(error, 'release signals'));
+        }
         if (this.#disabled) return;
       }
       if (this.#wanted) {
