@@ -7,8 +7,8 @@ export const DEFAULTS = Object.freeze({
   collection: 'locks',
   /** How long a lease lasts without renewal. */
   ttl: 60_000,
-  /** The heartbeat, as a fraction of the ttl (less with a margin above 1/3: see `defaultHeartbeat`). */
-  heartbeatFraction: 1 / 3,
+  /** Renewals per ttl: the heartbeat is ttl / 3 (less with a margin above 1/3: see `defaultHeartbeat`). */
+  renewalsPerTtl: 3,
   /** Polling interval of waits. */
   poll: 500,
   /** Safety margin, as a fraction of the ttl. */

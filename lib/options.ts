@@ -206,10 +206,10 @@ function heartbeatOption(value: unknown, what: string): number | false {
 export function resolveManagerOptions(input: LockManagerOptions | undefined): ManagerSettings {
   const options = checkObject(input, 'LockManager options');
   const ttl = options.ttl === undefined ? DEFAULTS.ttl : parseDuration(options.ttl, 'options.ttl');
-  const margin = options.margin ?? DEFAULTS.margin;
+  const margin = options.margin === undefined ? DEFAULTS.margin : options.margin;
   if (typeof margin !== 'number') throw invalidType('options.margin', 'a fraction of the ttl', margin);
   if (!(margin > 0 && margin < 0.5)) throw outOfRange('options.margin', 'a fraction above 0 and below 0.5', margin);
-  const owner = options.owner ?? `${os.hostname()}:${process.pid}`;
+  const owner = options.owner === undefined ? `${os.hostname()}:${process.pid}` : options.owner;
   checkName(owner, 'options.owner');
   const settings: Omit<ManagerSettings, 'heartbeat' | 'history'> = {
     connection: options.connection === undefined ? mongoose.connection : checkConnection(options.connection),
@@ -240,7 +240,7 @@ export function resolveManagerOptions(input: LockManagerOptions | undefined): Ma
 
 /** A third of the ttl, or less with a wide margin: a renewal must leave one margin for its round trips. */
 function defaultHeartbeat(ttl: number, margin: number): number {
-  return Math.min(ttl * DEFAULTS.heartbeatFraction, ttl * (1 - 2 * margin));
+  return Math.min(ttl / DEFAULTS.renewalsPerTtl, ttl * (1 - 2 * margin));
 }
 
 /** The timing of one lease: its own ttl/heartbeat, or the manager's. Throws if they cannot work. */

@@ -1,5 +1,6 @@
 import { parseDuration, type Duration } from './duration.js';
 import { invalidType, outOfRange } from './errors.js';
+import { checkObject } from './options.js';
 
 /**
  * How a waiting `acquire()` polls: after each failed attempt, `next` says how long to sleep
@@ -50,9 +51,10 @@ export interface BackoffOptions {
   readonly random?: () => number;
 }
 
-function objectOptions<T>(options: T, what: string): T {
+/** Reads a strategy's options once: own properties, `undefined` ones left out (see checkObject). */
+function objectOptions<T extends object>(options: T, what: string): Partial<T> {
   if (typeof options !== 'object' || options === null) throw invalidType(what, 'an options object', options);
-  return options;
+  return checkObject(options, what);
 }
 
 function attemptsOption(value: unknown, what: string): number | undefined {
@@ -77,8 +79,8 @@ function withinLimit(delay: number, elapsed: number, within: number | undefined)
 }
 
 /** Polls at a fixed interval for a bounded number of attempts and/or a bounded time. */
-function bounded(options: BoundedOptions): PollStrategy {
-  objectOptions(options, 'strategies.bounded(options)');
+function bounded(input: BoundedOptions): PollStrategy {
+  const options = objectOptions(input, 'strategies.bounded(options)');
   const interval = parseDuration(options.interval, 'strategies.bounded: interval');
   const attempts = attemptsOption(options.attempts, 'strategies.bounded: attempts');
   const within = withinOption(options.within, 'strategies.bounded: within');
@@ -98,32 +100,35 @@ function bounded(options: BoundedOptions): PollStrategy {
 }
 
 /** Polls at a fixed interval until the lock is held (or the wait is aborted). */
-function infinite(options: InfiniteOptions): PollStrategy {
-  objectOptions(options, 'strategies.infinite(options)');
+function infinite(input: InfiniteOptions): PollStrategy {
+  const options = objectOptions(input, 'strategies.infinite(options)');
   const interval = parseDuration(options.interval, 'strategies.infinite: interval');
   return { next: () => interval };
 }
 
 /** Exponential backoff with jitter: initial, initial × factor, … up to max. */
-function backoff(options: BackoffOptions): PollStrategy {
-  objectOptions(options, 'strategies.backoff(options)');
+function backoff(input: BackoffOptions): PollStrategy {
+  const options = objectOptions(input, 'strategies.backoff(options)');
   const initial = parseDuration(options.initial, 'strategies.backoff: initial');
   const max = parseDuration(options.max, 'strategies.backoff: max');
   if (max < initial) throw outOfRange('strategies.backoff: max', `at least initial (${initial} ms)`, options.max);
-  const factor = options.factor ?? 2;
+  const factor = options.factor === undefined ? 2 : options.factor;
   if (typeof factor !== 'number') throw invalidType('strategies.backoff: factor', 'a number', factor);
   if (!Number.isFinite(factor) || factor < 1)
     throw outOfRange('strategies.backoff: factor', 'a finite number of at least 1', factor);
-  const jitter = options.jitter ?? 0.2;
+  const jitter = options.jitter === undefined ? 0.2 : options.jitter;
   if (typeof jitter !== 'number') throw invalidType('strategies.backoff: jitter', 'a number', jitter);
   if (!(jitter >= 0 && jitter <= 1)) throw outOfRange('strategies.backoff: jitter', 'a fraction from 0 to 1', jitter);
   const within = withinOption(options.within, 'strategies.backoff: within');
-  const random = options.random ?? Math.random;
+  const random = options.random === undefined ? Math.random : options.random;
   if (typeof random !== 'function') throw invalidType('strategies.backoff: random', 'a function', random);
   return {
     next(attempt, elapsed) {
       const grown = Math.min(max, initial * factor ** Math.max(0, attempt - 1));
-      return withinLimit(grown * (1 - jitter * random()), elapsed, within);
+      // A source of randomness outside [0, 1) must not make a negative or longer delay.
+      const drawn = Number(random());
+      const fraction = Number.isFinite(drawn) ? Math.min(1, Math.max(0, drawn)) : 0;
+      return withinLimit(grown * (1 - jitter * fraction), elapsed, within);
     },
   };
 }

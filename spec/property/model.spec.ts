@@ -134,10 +134,12 @@ function newManager(real: Real, slot: number, generation: number): Slot {
 /** An `acquired` event: while the lease still holds that token, the database must agree. */
 async function checkAcquired(real: Real, lease: Lease, claim: Claim): Promise<string> {
   const forces = real.forces.get(lease.name) ?? 0;
+  const forcingAtEvent = real.forcing.has(lease.name);
   const stored = await readLocks(raw, COLLECTION, [lease.name]);
   if (!lease.held || lease.token !== claim.token || real.displaced.has(lease)) return '';
-  // A force begun meanwhile, or in flight, may have ended this hold: judged at the step's check.
-  if ((real.forces.get(lease.name) ?? 0) !== forces || real.forcing.has(lease.name)) return '';
+  // A force in flight at the event, begun meanwhile, or still in flight may have ended this hold
+  // (a forceRelease applied just after the grant): judged at the step's check instead.
+  if (forcingAtEvent || (real.forces.get(lease.name) ?? 0) !== forces || real.forcing.has(lease.name)) return '';
   const problem = claimProblem(claim, stored.get(lease.name));
   return problem ? `at the acquired event: ${problem}` : '';
 }

@@ -128,7 +128,7 @@ describe('defaults', () => {
     expect(settings).toMatchObject({
       collection: DEFAULTS.collection,
       ttl: DEFAULTS.ttl,
-      heartbeat: DEFAULTS.ttl * DEFAULTS.heartbeatFraction,
+      heartbeat: DEFAULTS.ttl / DEFAULTS.renewalsPerTtl,
       poll: DEFAULTS.poll,
       margin: DEFAULTS.margin,
       commandTimeout: DEFAULTS.commandTimeout,
