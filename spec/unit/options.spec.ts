@@ -136,3 +136,9 @@ describe('defaults', () => {
     });
   });
 });
+
+test('owner and margin given as null are refused: only undefined means absent', () => {
+  const connection = mongoose.connection;
+  expect(() => resolveManagerOptions({ connection, owner: null as never })).toThrow(/options.owner/);
+  expect(() => resolveManagerOptions({ connection, margin: null as never })).toThrow(/options.margin/);
+});

@@ -85,3 +85,16 @@ describe('strategies.backoff', () => {
     expect(() => strategies.backoff(null as never)).toThrow(TypeError);
   });
 });
+
+test('backoff: a source of randomness outside [0, 1) never makes a negative or longer delay', () => {
+  for (const drawn of [1000, -5, NaN, Infinity]) {
+    const strategy = strategies.backoff({ initial: 1, max: 10, random: () => drawn });
+    const delay = strategy.next(1, 0)!;
+    expect(delay).toBeGreaterThanOrEqual(0);
+    expect(delay).toBeLessThanOrEqual(10);
+  }
+});
+
+test('an option given as null is refused, not taken for the default', () => {
+  expect(() => strategies.backoff({ initial: 1, max: 10, factor: null as never })).toThrow(/factor/);
+});
