@@ -67,6 +67,33 @@ export const endedHold = {
   ],
 };
 
+/**
+ * Every write that gives a lock to a holder, or extends a hold, is acknowledged only once it is
+ * journaled (it survives a crash of the server) and, on a replica set, on a majority (it survives
+ * a failover). Set on the collection, not inherited from the connection: a `w: 1` connection would
+ * otherwise let an acknowledged acquisition vanish and the lock be handed out twice.
+ */
+const DURABLE = { writeConcern: { w: 'majority', j: true } } as const;
+
+/**
+ * The write concern of the writes whose loss is harmless: releases (the holder's, a forced one, a
+ * give-back) and wake-up signals. A release lost in a crash or a failover leaves the lock held
+ * until its ttl, as if its holder had crashed; a lost signal leaves a waiter to its next poll.
+ * Neither can hand a lock out twice: whoever takes the lock next does so with a durable write,
+ * and the journal and the oplog are ordered, so that write being durable makes the release it saw
+ * durable too. `w: 1` rather than `'majority'` without `j`: a majority write is journaled anyway
+ * (`writeConcernMajorityJournalDefault`), so only `w: 1` saves the wait. See docs/guarantees.md.
+ */
+export const RELAXED = { writeConcern: { w: 1 } } as const;
+
+/**
+ * The collection options of every lock command: durable writes (above), and majority reads. A
+ * primary cut off from the rest of a replica set still applies a renewal locally; a `local` read
+ * would show it, and the holder would trust a lease the new primary lets expire. A majority read
+ * shows only what survives a failover.
+ */
+export const COLLECTION = { ...DURABLE, readConcern: { level: 'majority' }, readPreference: 'primary' } as const;
+
 /** One attempt to take a lock, as {@link acquireCommand} sends it. */
 export interface AcquireRequest {
   readonly name: string;
@@ -78,94 +105,87 @@ export interface AcquireRequest {
   readonly force?: boolean;
   /** The contender will wait if it is busy: mark the lock `contended`. */
   readonly waiting?: boolean;
+  /** History is on: stash the hold this one takes over as `previous`, and answer with it. */
+  readonly history?: boolean;
 }
 
 /**
  * One atomic attempt to take the lock `name`: one `findOneAndUpdate` with upsert, whose update
- * pipeline takes the lock only if it is free or its expiry is not after the server's `$$NOW`
- * (or, with `force`, whatever its state). The fencing token becomes max(previous + 1, server
- * time in ms), so it grows across releases, expiries and the document's later removal. A
- * `waiting` contender that finds the lock busy marks it `contended` (a write only the first
- * time), so that its release will signal waiters in other processes.
+ * (a single `$replaceWith` stage) takes the lock only if it is free or its expiry is not after the
+ * server's `$$NOW` (or, with `force`, whatever its state). The fencing token becomes
+ * max(previous + 1, server time in ms), so it grows across releases, expiries and the document's
+ * later removal. A `waiting` contender that finds the lock busy marks it `contended` (a write only
+ * the first time), so that its release will signal waiters in other processes.
+ *
+ * Taking the lock writes the whole document anew: whatever the last hold left (`freedAt`,
+ * `contended`, an old `previous`) goes. With `history`, the hold it took over, if that one was never
+ * released (it expired, or is forced out), is stashed as `previous` for the history record.
  *
  * An attempt whose answer was lost (a timeout, a reset connection) is retried with the same
- * `leaseId`: if the lost one had taken the lock, the retry finds its own live hold and keeps it
- * (same token, expiry extended) instead of finding the lock busy until it expires.
+ * `leaseId`: if the lost one had taken the lock, the retry finds its own live hold (`$$mine`) and
+ * keeps it (same token, acquisition time and `previous`; expiry extended) instead of finding the
+ * lock busy until it expires.
  *
  * Every value that comes from the caller enters the pipeline as a `$literal`: an owner such as
  * `'$$NOW'` or `'$token'` is stored as written, never evaluated.
  */
 export function acquireCommand(request: AcquireRequest) {
-  const { name, leaseId, owner, ttl, force = false, waiting = false } = request;
-  const take = (value: unknown, field: string) => ({ $cond: ['$_take', value, `$${field}`] });
-  const fresh = (value: unknown, field: string) => take({ $cond: ['$_mine', `$${field}`, value] }, field);
-  const update = [
+  const { name, leaseId, owner, ttl, force = false, waiting = false, history = false } = request;
+  const id = { $literal: leaseId };
+  const ours = { $eq: ['$leaseId', id] };
+  /** A field of the hold that a retried attempt finds already its own keeps its value. */
+  const kept = (field: string, value: unknown) => ({ $cond: ['$$mine', `$${field}`, value] });
+  const hold: Record<string, unknown> = {
+    _id: '$_id',
+    token: kept('token', { $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] }),
+    leaseId: id,
+    owner: { $literal: owner },
+    acquiredAt: kept('acquiredAt', '$$NOW'),
+    expiresAt: { $add: ['$$NOW', { $literal: ttl }] },
+    ttl: { $literal: ttl },
+  };
+  if (history) hold.previous = kept('previous', endedHold);
+  // Busy: left as it is, but for the contended mark. Free, expired or our own: the new hold.
+  const busy = waiting ? { $mergeObjects: ['$$ROOT', { contended: true }] } : '$$ROOT';
+  const taken = force ? hold : { $cond: [{ $or: [...isFree.$or, ours] }, hold, busy] };
+  const update: Record<string, unknown>[] = [
     {
-      $set: {
-        _mine: { $and: [{ $eq: ['$leaseId', { $literal: leaseId }] }, { $gt: ['$expiresAt', '$$NOW'] }] },
-        _take: force ? true : isFree,
+      $replaceWith: {
+        $let: { vars: { mine: { $and: [ours, { $gt: ['$expiresAt', '$$NOW'] }] } }, in: taken },
       },
     },
-    { $set: { _take: { $or: ['$_take', '$_mine'] } } },
-    {
-      $set: {
-        leaseId: take({ $literal: leaseId }, 'leaseId'),
-        owner: take({ $literal: owner }, 'owner'),
-        token: fresh({ $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] }, 'token'),
-        acquiredAt: fresh('$$NOW', 'acquiredAt'),
-        expiresAt: take({ $add: ['$$NOW', ttl] }, 'expiresAt'),
-        ttl: take({ $literal: ttl }, 'ttl'),
-        freedAt: take('$$REMOVE', 'freedAt'),
-        previous: fresh(endedHold, 'previous'),
-        contended: { $cond: ['$_take', '$$REMOVE', waiting ? true : '$contended'] },
-      },
-    },
-    { $unset: ['_take', '_mine'] },
   ];
-  const options = {
-    upsert: true,
-    returnDocument: 'after',
-    projection: {
-      _id: 0,
-      mine: { $eq: ['$leaseId', { $literal: leaseId }] },
-      token: 1,
-      owner: 1,
-      expiresAt: 1,
-      remaining: remainingMs,
-      previous: 1,
-    },
-  } as const;
+  const projection: Record<string, unknown> = {
+    _id: 0,
+    mine: ours,
+    token: 1,
+    owner: 1,
+    expiresAt: 1,
+    remaining: remainingMs,
+  };
+  if (history) projection.previous = 1;
+  const options = { upsert: true, returnDocument: 'after', projection } as const;
   return { filter: { _id: name }, update, options };
 }
 
-/** The release command: frees the lock if `leaseId` still holds it, answering from the document as it was. */
-export function releaseCommand(name: string, leaseId: string) {
-  const options = {
-    returnDocument: 'before',
-    projection: { ...holdProjection, live: { $gt: ['$expiresAt', '$$NOW'] }, contended: 1 },
-  } as const;
+/**
+ * The release command: frees the lock if `leaseId` still holds it, answering from the document as
+ * it was: whether the hold was still live, whether anyone waited, and, with `history`, what its
+ * record needs. Not durable ({@link RELAXED}).
+ */
+export function releaseCommand(name: string, leaseId: string, history = false) {
+  const live = { $gt: ['$expiresAt', '$$NOW'] };
+  const projection = history ? { ...holdProjection, live, contended: 1 } : { _id: 0, live, contended: 1 };
+  const options = { returnDocument: 'before', projection, ...RELAXED } as const;
   return { filter: { _id: name, leaseId }, update: [{ $set: freeIt }], options };
 }
 
 /**
- * Every write that changes who holds a lock, or until when, is acknowledged only once it is
- * journaled (it survives a crash of the server) and, on a replica set, on a majority (it survives
- * a failover). Set on the collection, not inherited from the connection: a `w: 1` connection would
- * otherwise let an acknowledged acquisition vanish and the lock be handed out twice.
+ * The forced release: frees the lock whoever holds it, if it is held now, answering from the
+ * document as it was. Not durable ({@link RELAXED}).
  */
-const DURABLE = { writeConcern: { w: 'majority', j: true } } as const;
-
-/**
- * The collection options of every lock command: durable writes (above), and majority reads. A
- * primary cut off from the rest of a replica set still applies a renewal locally; a `local` read
- * would show it, and the holder would trust a lease the new primary lets expire. A majority read
- * shows only what survives a failover.
- */
-export const COLLECTION = { ...DURABLE, readConcern: { level: 'majority' }, readPreference: 'primary' } as const;
-
-/** The forced release: frees the lock whoever holds it, if it is held now, answering from the document as it was. */
 export function forceReleaseCommand(name: string) {
-  const options = { returnDocument: 'before', projection: { ...holdProjection, contended: 1 } } as const;
+  const options = { returnDocument: 'before', projection: { ...holdProjection, contended: 1 }, ...RELAXED } as const;
   return { filter: { _id: name, $expr: heldNow }, update: [{ $set: freeIt }], options };
 }
 

@@ -45,6 +45,22 @@ export interface ReleaseResult {
   readonly contended: boolean;
 }
 
+/** What the acquire command answers (its projection). */
+interface AcquireAnswer {
+  mine: boolean;
+  token: number;
+  owner: string;
+  expiresAt: Date;
+  remaining: number;
+  previous?: EndedHold;
+}
+
+/** What the release command answers of the hold as it was (with history on, also a {@link HoldRead}). */
+interface ReleaseAnswer {
+  live: boolean;
+  contended?: boolean;
+}
+
 /** A hold's state as the watchdog reads it back. */
 export interface HoldState {
   readonly leaseId: string | null;
@@ -108,12 +124,15 @@ export class LockStore {
   #cached: { db: mongo.Db; collection: mongo.Collection<LockDocument> } | undefined;
 
   readonly #history: HistoryLog;
+  /** History is on: acquisitions stash the hold they take over, releases read what its record needs. */
+  readonly #recording: boolean;
 
   constructor(connection: Connection, collection: string, commandTimeout: number, options: StoreOptions = {}) {
     this.#connection = connection;
     this.#collectionName = collection;
     this.#timeout = commandTimeout;
     this.#history = new HistoryLog(this, options);
+    this.#recording = options.history !== undefined;
   }
 
   /** The native driver's database handle, waiting (bounded) for a connection that is still opening. */
@@ -175,33 +194,19 @@ export class LockStore {
   }
 
   /**
-   * One atomic attempt to take a lock: one round trip, see {@link acquireCommand}. Taking over a
-   * hold that was never released records it in the history (if on): its holder no longer can.
+   * One atomic attempt to take a lock: one round trip, see {@link acquireCommand}. With history on,
+   * taking over a hold that was never released records it: its holder no longer can. That record
+   * is a second write, off the acquisition's path: the hold begins without waiting for it.
    */
   acquire(request: AcquireRequest, late?: (result: AcquireResult) => void): Promise<AcquireResult> {
     const { name } = request;
     const what = `acquire("${name}")`;
-    const { filter, update, options } = acquireCommand(request);
+    const history = this.#recording;
+    const { filter, update, options } = acquireCommand(history ? { ...request, history } : request);
     const command = async (collection: mongo.Collection<LockDocument>): Promise<AcquireResult> => {
+      let doc;
       try {
-        const doc = await collection.findOneAndUpdate(filter, update, options);
-        if (!doc) throw new LockError(LockErrorCode.Database, `${what}: the server returned no document`);
-        const result = doc as unknown as {
-          mine: boolean;
-          token: number;
-          owner: string;
-          expiresAt: Date;
-          remaining: number;
-          previous?: EndedHold;
-        };
-        return {
-          acquired: result.mine,
-          token: Number(result.token),
-          owner: result.owner,
-          expiresAt: result.expiresAt,
-          remaining: Number(result.remaining),
-          ...(result.mine && result.previous && { took: { name, ...result.previous } }),
-        };
+        doc = (await collection.findOneAndUpdate(filter, update, options)) as AcquireAnswer | null;
       } catch (error) {
         // Two upserts raced to create the document; the loser finds it busy, and simply tries again.
         if (serverCode(error) === MONGODB_CODES.DuplicateKey) {
@@ -209,18 +214,26 @@ export class LockStore {
         }
         throw error;
       }
+      if (!doc) throw new LockError(LockErrorCode.Database, `${what}: the server returned no document`);
+      const result = {
+        acquired: doc.mine,
+        token: Number(doc.token),
+        owner: doc.owner,
+        expiresAt: doc.expiresAt,
+        remaining: Number(doc.remaining),
+      };
+      return doc.mine && doc.previous ? { ...result, took: { name, ...doc.previous } } : result;
     };
-    const record = async (result: AcquireResult) => {
-      if (result.took) await this.#history.record([result.took]);
-      return result;
+    if (!history) return this.run(what, command, late && { late });
+    const record = (result: AcquireResult) => {
+      if (result.took) void this.#history.record([result.took]);
     };
     const onLate = (result: AcquireResult) => {
-      void record(result);
+      record(result);
       late?.(result);
     };
-    // History is a second write, off the acquisition's path: the hold begins without waiting for it.
     return this.run(what, command, { late: onLate }).then((result) => {
-      void record(result);
+      record(result);
       return result;
     });
   }
@@ -228,29 +241,33 @@ export class LockStore {
   /**
    * Frees the lock if `leaseId` still holds it; says whether it was live, already expired, or
    * taken, and whether anyone waited for it. `lapsed`: the holder gives it up because its time
-   * ran out locally (history then records the hold as expired, not released).
+   * ran out locally (history then records the hold as expired, not released). Not durable: a
+   * release lost in a crash or failover leaves the lock held until its ttl (see RELAXED).
    */
   async release(name: string, leaseId: string, timeout?: number, lapsed = false): Promise<ReleaseResult> {
-    const outcome = (before: unknown): HoldOutcome => ((before as { live: boolean }).live ? 'released' : 'expired');
+    const what = `release("${name}")`;
+    const history = this.#recording;
+    const { filter, update, options } = releaseCommand(name, leaseId, history);
+    const send = (c: mongo.Collection<LockDocument>) =>
+      c.findOneAndUpdate(filter, update, options) as Promise<ReleaseAnswer | null>;
     // The hold ended: record it, also if the answer comes too late for the caller.
-    const record = (before: unknown) =>
+    const record = (before: ReleaseAnswer | null) =>
       before
-        ? this.#history.record([ended(name, before as HoldRead, lapsed ? 'expired' : outcome(before))])
+        ? this.#history.record([
+            ended(name, before as ReleaseAnswer & HoldRead, lapsed || !before.live ? 'expired' : 'released'),
+          ])
         : undefined;
-    const { filter, update, options } = releaseCommand(name, leaseId);
-    const before = await this.run(`release("${name}")`, (c) => c.findOneAndUpdate(filter, update, options), {
-      timeout,
-      late: (late) => void record(late),
-    });
-    await record(before);
-    const contended = (before as { contended?: boolean } | null)?.contended === true;
-    if (before) return { outcome: outcome(before), contended };
+    const before = history
+      ? await this.run(what, send, { timeout, late: (answer) => void record(answer) })
+      : await this.run(what, send, timeout === undefined ? undefined : { timeout });
+    if (history) await record(before);
+    if (before) return { outcome: before.live ? 'released' : 'expired', contended: before.contended === true };
     // Not ours any more: one more read (only on this rare path) tells "taken" from "freed".
-    const now = await this.run(`release("${name}")`, (c) =>
+    const now = await this.run(what, (c) =>
       c.findOne({ _id: name }, { projection: { _id: 0, leaseId: 1, live: heldNow } }),
     );
     const taken = now !== null && (now as { live?: boolean }).live === true;
-    return { outcome: taken ? 'taken' : 'freed', contended };
+    return { outcome: taken ? 'taken' : 'freed', contended: false };
   }
 
   /**
