@@ -1,6 +1,6 @@
 import type { mongo } from 'mongoose';
 import { LockError, LockErrorCode } from './errors.js';
-import { COLLECTION } from './commands.js';
+import { COLLECTION, RELAXED } from './commands.js';
 import { MONGODB_CODES, isConnectionError, serverCode, toLockError } from './mongo-errors.js';
 import type { LockStore } from './store.js';
 
@@ -59,7 +59,8 @@ export class ReleaseSignals {
   async publish(name: string): Promise<void> {
     if (this.#disabled) return;
     const collection = await this.#collection();
-    await this.#store.run(`signal("${name}")`, () => collection.insertOne({ name }));
+    // Not durable (RELAXED): a signal lost in a crash or failover only leaves waiters to their next poll.
+    await this.#store.run(`signal("${name}")`, () => collection.insertOne({ name }, RELAXED));
   }
 
   /** Starts listening when waits begin; stops a while after the last one ends. */
