@@ -23,6 +23,16 @@ export {
 } from './lease.js';
 export type { AcquireOptions } from './plan.js';
 export {
+  ScheduledJob,
+  type ScheduleOptions,
+  type ScheduledJobEvents,
+  type ScheduledFunction,
+  type SkippedTick,
+  type MisfirePolicy,
+  type RunCoordinator,
+} from './schedule.js';
+export type { Run, RunRecord, RunOutcome, RunOnceOptions, RunOnceResult, RunsQuery } from './runs.js';
+export {
   strategies,
   type PollStrategy,
   type BoundedOptions,

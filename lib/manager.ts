@@ -15,6 +15,14 @@ import {
   type LockManagerOptions,
   type ManagerSettings,
 } from './options.js';
+import type { RunOnceOptions, RunOnceResult, RunRecord, RunsQuery, Run } from './runs.js';
+import {
+  Scheduling,
+  type RunCoordinator,
+  type ScheduleOptions,
+  type ScheduledFunction,
+  type ScheduledJob,
+} from './schedule.js';
 import { setUp } from './setup.js';
 import { ReleaseSignals } from './signals.js';
 import { LockStore } from './store.js';
@@ -69,6 +77,8 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   readonly #context: LeaseContext;
   readonly #ready: Promise<void>;
   #closed: Promise<void> | undefined;
+  /** Scheduled jobs, runOnce, runs() and the run coordinator: made on first use. */
+  #scheduling: Scheduling | undefined;
 
   constructor(options?: LockManagerOptions) {
     super();
@@ -296,6 +306,52 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   }
 
   /**
+   * Runs `fn` at each tick of the cron `pattern`, once per tick across every process that declares
+   * the same schedule (on the same collection): see docs/scheduling.md. Needs croner (an optional
+   * peer dependency). Throws a TypeError or RangeError on a bad name, pattern, function or option.
+   */
+  schedule(name: string, pattern: string, fn: ScheduledFunction, options?: ScheduleOptions): ScheduledJob {
+    this.#checkOpen();
+    return this.#jobs().schedule(name, pattern, fn, options);
+  }
+
+  /**
+   * Runs the tick `scheduledAt` of `name` here unless it is done, or running or settled elsewhere:
+   * `{ ran: true, result }`, or `{ ran: false, outcome }`. At most once per tick across processes.
+   */
+  runOnce<T>(
+    name: string,
+    scheduledAt: Date,
+    fn: (run: Run) => T | Promise<T>,
+    options?: RunOnceOptions,
+  ): Promise<RunOnceResult<T>> {
+    return this.#track(this.#jobs().runOnce(name, scheduledAt, fn, options));
+  }
+
+  /** The records of the last ticks of the schedule `name`, newest first. */
+  runs(name: string, options?: RunsQuery): Promise<RunRecord[]> {
+    return this.#whenOpen(this.#jobs().runsQuery(name, options));
+  }
+
+  /** A run coordinator for node-cron 4.6+: `cron.setRunCoordinator(locks.runCoordinator())`. */
+  runCoordinator(): RunCoordinator {
+    this.#checkOpen();
+    return this.#jobs().runCoordinator();
+  }
+
+  #jobs(): Scheduling {
+    const { connection, collection, commandTimeout, ttl } = this.#settings;
+    return (this.#scheduling ??= new Scheduling({
+      manager: this,
+      connection,
+      collection: `${collection}.runs`,
+      commandTimeout,
+      ttl,
+      report: (error) => this.#report(error),
+    }));
+  }
+
+  /**
    * Stops the watchdog, rejects pending waits with a LockStateError `closed`, releases every held
    * lease (each emits `released`; a `withLock` in progress rejects with code `closed`), and gives
    * back what acquisitions in flight got. Returns within about `commandTimeout` whatever the server
@@ -308,6 +364,8 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   }
 
   async #close(): Promise<void> {
+    // Schedules stop first: no more ticks; runs in progress end, or abort with their leases below.
+    if (this.#scheduling) void this.#track(this.#scheduling.close());
     this.#closing.abort(new LockStateError(LockErrorCode.Closed, 'the lock manager is closed'));
     const budget = this.#settings.commandTimeout;
     let timer: NodeJS.Timeout | undefined;

@@ -1,0 +1,553 @@
+// Scheduled jobs: every process declares the same schedule, and each tick runs once across all
+// of them (see docs/scheduling.md). Ticks come from croner (an optional peer dependency, loaded
+// only here); each tick runs through runTick() in lib/runs.ts.
+import { EventEmitter } from 'eventemitter3';
+import type { Connection } from 'mongoose';
+import { parseDuration, type Duration } from './duration.js';
+import { LockError, LockErrorCode, LockStateError, invalidType, outOfRange } from './errors.js';
+import type { HeldLease } from './lease.js';
+import type { LockManager } from './manager.js';
+import { checkName, checkObject } from './options.js';
+import {
+  RunStore,
+  checkRetain,
+  checkRetries,
+  checkScheduleName,
+  decide,
+  defaultWait,
+  runPolicy,
+  runTick,
+  tickId,
+  type Run,
+  type RunContext,
+  type RunOnceOptions,
+  type RunOnceResult,
+  type RunOutcome,
+  type RunPolicy,
+  type RunRecord,
+  type RunsQuery,
+} from './runs.js';
+import { MAX_TIMER } from './timeout.js';
+
+/** What to do with ticks no process was up for. */
+export type MisfirePolicy = 'skip' | 'once' | 'all';
+
+/** Options of {@link LockManager.schedule}. */
+export interface ScheduleOptions {
+  /** The IANA time zone the pattern is read in. @defaultValue the process's */
+  readonly timezone?: string;
+  /** The run's lease, renewed while the function runs. @defaultValue the manager's `ttl` */
+  readonly ttl?: Duration;
+  /** How many times a run that threw, or whose runner died, is tried again. @defaultValue `0` */
+  readonly retries?: number;
+  /**
+   * Ticks no process was up for: `'skip'` records them `missed`; `'once'` runs the latest of them
+   * (the others are recorded `missed`); `'all'` runs each, oldest first. @defaultValue `'skip'`
+   */
+  readonly misfire?: MisfirePolicy;
+  /** How old a missed tick may be and still be run (or recorded `missed`). @defaultValue `'1h'` */
+  readonly catchUp?: Duration;
+  /** How long the runs' records are kept (a TTL index on `expireAt`). @defaultValue `'7d'` */
+  readonly retain?: Duration;
+  /**
+   * How late a tick may be and still run as an ordinary tick rather than a missed one: covers the
+   * clock skew between processes and timers firing late. @defaultValue `'5s'`
+   */
+  readonly tolerance?: Duration;
+}
+
+/** Payload of a job's `skipped` event: a tick this process did not run, and why. */
+export interface SkippedTick {
+  readonly name: string;
+  readonly scheduledAt: Date;
+  /** `done`, `failed`, `lost`, `missed`: the tick's record says so; `running`: another process runs it. */
+  readonly reason: RunOutcome;
+}
+
+/** Events of a {@link ScheduledJob}. */
+export interface ScheduledJobEvents {
+  /** This process starts a run (an attempt) of a tick. */
+  run: (run: Run) => void;
+  /** A run of this process ended well, recorded `done`. */
+  done: (run: Run, result: unknown) => void;
+  /** A run of this process threw (recorded `failed`), or its lease was lost (the LeaseLostError). */
+  failed: (run: Run, error: Error) => void;
+  /** A tick this process did not run. */
+  skipped: (tick: SkippedTick) => void;
+  /** A background failure (MongoDB unreachable at a tick, say). Without a listener: the manager's `error` event. */
+  error: (error: Error) => void;
+}
+
+/** The function of a scheduled job. */
+export type ScheduledFunction = (run: Run) => unknown;
+
+/** node-cron's run coordinator (node-cron 4.6+: `cron.setRunCoordinator(locks.runCoordinator())`). */
+export interface RunCoordinator {
+  /** Claims the tick `key` (`${taskName}:${slot.toISOString()}`) under a lease of `ttlMs`: true to run it here. */
+  shouldRun(key: string, ttlMs: number): Promise<boolean>;
+  /** Records the tick `key` done and releases its lease. */
+  onComplete(key: string): Promise<void>;
+}
+
+/** The croner API used here. */
+interface CronLike {
+  nextRun(prev?: Date): Date | null;
+  previousRuns(n: number, reference?: Date): Date[];
+}
+type CronerModule = { Cron: new (pattern: string, options: { timezone?: string; paused: boolean }) => CronLike };
+
+/** How long the run coordinator's records are kept. */
+const RETAIN = 7 * 24 * 3600 * 1000;
+
+/** At most this many ticks are looked at (run or recorded missed) in one catch-up. */
+const MAX_CATCH_UP_TICKS = 100;
+
+let croner: CronerModule | undefined;
+let cronerLoading: Promise<CronerModule> | undefined;
+
+function cronerMissing(cause: unknown): Error {
+  return new LockError(
+    LockErrorCode.InvalidArgument,
+    'schedule() needs croner: install it (npm install croner), it is an optional peer dependency',
+    { cause },
+  );
+}
+
+/**
+ * croner, loaded on first use: synchronously where `require` exists (CommonJS), else (ESM) with
+ * import(), in which case the first schedule() starts once it is loaded.
+ */
+function loadCroner(): CronerModule | Promise<CronerModule> {
+  if (croner) return croner;
+  if (typeof require === 'function') {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      croner = require('croner') as CronerModule;
+      return croner;
+    } catch (error) {
+      throw cronerMissing(error);
+    }
+  }
+  return (cronerLoading ??= import('croner').then(
+    (module) => (croner = module as unknown as CronerModule),
+    (error: unknown) => {
+      cronerLoading = undefined;
+      throw cronerMissing(error);
+    },
+  ));
+}
+
+function makeCron(module: CronerModule, pattern: string, timezone: string | undefined, what: string): CronLike {
+  try {
+    const cron = new module.Cron(pattern, { timezone, paused: true });
+    cron.nextRun(); // a bad time zone shows here
+    return cron;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw Object.assign(invalidType(what, `a cron pattern croner accepts (${reason})`, pattern), { cause: error });
+  }
+}
+
+/** The schedule's options, parsed. @internal */
+interface JobSettings extends RunPolicy {
+  readonly timezone: string | undefined;
+  readonly misfire: MisfirePolicy;
+  readonly catchUp: number;
+  readonly tolerance: number;
+}
+
+function jobSettings(input: ScheduleOptions | undefined, managerTtl: number): JobSettings {
+  const what = 'schedule options';
+  const options = checkObject(input, what);
+  const timezone = options.timezone;
+  if (timezone !== undefined) {
+    if (typeof timezone !== 'string' || timezone === '')
+      throw invalidType(`${what}.timezone`, 'an IANA time zone name', timezone);
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: timezone });
+    } catch {
+      throw outOfRange(`${what}.timezone`, 'an IANA time zone name (such as "Europe/Berlin")', timezone);
+    }
+  }
+  const misfire = options.misfire ?? 'skip';
+  if (misfire !== 'skip' && misfire !== 'once' && misfire !== 'all')
+    throw invalidType(`${what}.misfire`, '"skip", "once" or "all"', misfire);
+  const ttl = options.ttl === undefined ? managerTtl : parseDuration(options.ttl, `${what}.ttl`);
+  return {
+    timezone,
+    ttl,
+    retries: checkRetries(options.retries, `${what}.retries`),
+    wait: defaultWait(ttl),
+    retain: checkRetain(options.retain, `${what}.retain`),
+    misfire,
+    catchUp: parseDuration(options.catchUp ?? '1h', `${what}.catchUp`, { allowZero: true }),
+    tolerance: parseDuration(options.tolerance ?? '5s', `${what}.tolerance`, { allowZero: true }),
+  };
+}
+
+/** What the scheduling of one manager needs from it. @internal */
+export interface SchedulingContext {
+  readonly manager: LockManager;
+  readonly connection: Connection;
+  /** The run records' collection: `<collection>.runs`. */
+  readonly collection: string;
+  readonly commandTimeout: number;
+  readonly ttl: number;
+  readonly report: (error: unknown) => void;
+}
+
+/** The scheduled jobs, runOnce, runs() and the run coordinator of one manager. @internal */
+export class Scheduling {
+  readonly #context: SchedulingContext;
+  readonly #run: RunContext;
+  readonly #jobs = new Map<string, ScheduledJob>();
+  readonly #claimed = new Map<string, { lease: HeldLease; id: string }>();
+  #closing = false;
+
+  constructor(context: SchedulingContext) {
+    this.#context = context;
+    const store = new RunStore(context.connection, context.collection, context.commandTimeout, context.report);
+    this.#run = { manager: context.manager, store, report: context.report };
+  }
+
+  schedule(name: string, pattern: string, fn: ScheduledFunction, options?: ScheduleOptions): ScheduledJob {
+    const checked = checkScheduleName(checkName(name, 'schedule name'), 'schedule name');
+    const what = 'schedule(name, pattern, fn): pattern';
+    if (typeof pattern !== 'string' || pattern.trim() === '')
+      throw invalidType(what, 'a cron pattern (a string such as "0 3 * * *")', pattern);
+    if (typeof fn !== 'function') throw invalidType('schedule(name, pattern, fn): fn', 'a function', fn);
+    const settings = jobSettings(options, this.#context.ttl);
+    if (this.#jobs.has(checked))
+      throw outOfRange('schedule name', 'a name this manager does not schedule already', checked);
+    const module = loadCroner();
+    const job = new ScheduledJob(checked, this.#run, settings, fn, () => this.#jobs.delete(checked));
+    this.#jobs.set(checked, job);
+    if (module instanceof Promise) {
+      module.then(
+        (loaded) => job.start(makeCron(loaded, pattern, settings.timezone, what)),
+        (error: unknown) => job.fail(error),
+      );
+    } else {
+      try {
+        job.start(makeCron(module, pattern, settings.timezone, what));
+      } catch (error) {
+        this.#jobs.delete(checked);
+        throw error;
+      }
+    }
+    return job;
+  }
+
+  runOnce<T>(
+    name: string,
+    scheduledAt: Date,
+    fn: (run: Run) => T | Promise<T>,
+    options?: RunOnceOptions,
+  ): Promise<RunOnceResult<T>> {
+    const checked = checkScheduleName(checkName(name, 'schedule name'), 'schedule name');
+    if (!(scheduledAt instanceof Date) || Number.isNaN(scheduledAt.getTime()))
+      throw invalidType('runOnce(name, scheduledAt, fn): scheduledAt', 'a valid Date', scheduledAt);
+    if (typeof fn !== 'function') throw invalidType('runOnce(name, scheduledAt, fn): fn', 'a function', fn);
+    const policy = runPolicy(options, this.#context.ttl, 'runOnce options');
+    return runTick(this.#run, checked, new Date(scheduledAt.getTime()), fn, policy);
+  }
+
+  /** Checks the arguments of runs() at once; the query runs when called. */
+  runsQuery(name: string, options?: RunsQuery): () => Promise<RunRecord[]> {
+    const checked = checkName(name, 'schedule name');
+    const { limit = 100 } = checkObject(options, 'runs options');
+    if (typeof limit !== 'number') throw invalidType('runs options.limit', 'a whole number', limit);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw outOfRange('runs options.limit', 'a whole number of at least 1', limit);
+    return () => this.#run.store.list(checked, limit);
+  }
+
+  runCoordinator(): RunCoordinator {
+    return {
+      shouldRun: (key, ttlMs) => this.#shouldRun(key, ttlMs),
+      onComplete: (key) => this.#onComplete(key),
+    };
+  }
+
+  async #shouldRun(key: string, ttlMs: number): Promise<boolean> {
+    const { name, scheduledAt } = parseKey(key);
+    if (this.#claimed.has(key) || this.#closing) return false;
+    const id = tickId(name, scheduledAt);
+    const lease = await this.#context.manager.tryAcquire(id, { ttl: ttlMs });
+    if (!lease) return false;
+    const { store } = this.#run;
+    let claimed = false;
+    try {
+      const record = await store.read(id);
+      const decision = decide(record, lease.token, 0);
+      if (decision.kind === 'lost') await store.finish(id, record!.token, 'lost');
+      if (decision.kind !== 'claim') return false;
+      const claim = {
+        attempt: decision.attempt,
+        token: lease.token,
+        owner: this.#context.manager.owner,
+        retain: RETAIN,
+      };
+      claimed = await store.claim({ name, scheduledAt, id }, record, claim);
+      if (claimed) this.#claimed.set(key, { lease, id });
+      return claimed;
+    } finally {
+      if (!claimed && lease.held) await lease.release().catch((error: unknown) => this.#context.report(error));
+    }
+  }
+
+  async #onComplete(key: string): Promise<void> {
+    const claim = this.#claimed.get(key);
+    if (!claim) return;
+    this.#claimed.delete(key);
+    const { lease, id } = claim;
+    try {
+      if (lease.held) await this.#run.store.finish(id, lease.token, 'done');
+    } finally {
+      if (lease.held) await lease.release().catch((error: unknown) => this.#context.report(error));
+    }
+  }
+
+  /** Stops every job: their timers and waits at once; resolves once their runs in progress have ended. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    await Promise.all([...this.#jobs.values()].map((job) => job.stop()));
+  }
+}
+
+/** node-cron's key: `${taskName}:${slot.toISOString()}`. */
+function parseKey(key: unknown): { name: string; scheduledAt: Date } {
+  const what = 'runCoordinator().shouldRun(key)';
+  if (typeof key !== 'string') throw invalidType(what, 'a string "<task name>:<ISO date>"', key);
+  const iso = key.slice(-24);
+  const scheduledAt = new Date(iso);
+  if (
+    key.length < 26 ||
+    key[key.length - 25] !== ':' ||
+    !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(iso) ||
+    Number.isNaN(scheduledAt.getTime())
+  )
+    throw invalidType(what, 'a string "<task name>:<ISO date>" (node-cron\'s key of a tick)', key);
+  const name = checkScheduleName(
+    checkName(key.slice(0, -25), 'runCoordinator() task name'),
+    'runCoordinator() task name',
+  );
+  return { name, scheduledAt };
+}
+
+/**
+ * A schedule of this process, created by {@link LockManager.schedule}: fires at each tick of its
+ * pattern and runs the tick unless another process runs (or ran) it. See docs/scheduling.md.
+ */
+export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
+  /** The schedule's name. */
+  readonly name: string;
+  readonly #context: RunContext;
+  readonly #settings: JobSettings;
+  readonly #fn: ScheduledFunction;
+  readonly #forget: () => void;
+  readonly #stopping = new AbortController();
+  readonly #inflight = new Set<Promise<void>>();
+  #cron: CronLike | undefined;
+  #loop: Promise<void> | undefined;
+  #stopped: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+
+  /** @internal Use {@link LockManager.schedule}. */
+  constructor(name: string, context: RunContext, settings: JobSettings, fn: ScheduledFunction, forget: () => void) {
+    super();
+    this.name = name;
+    this.#context = context;
+    this.#settings = settings;
+    this.#fn = fn;
+    this.#forget = forget;
+  }
+
+  /** True once `stop()` has been called. */
+  get stopped(): boolean {
+    return this.#stopping.signal.aborted;
+  }
+
+  /** The next tick after now (by this process's clock), or `null` if the pattern has none (or the job is stopped). */
+  nextRun(): Date | null {
+    if (this.stopped || !this.#cron) return null;
+    return this.#cron.nextRun(new Date());
+  }
+
+  /** No more ticks in this process: ends its timer and its waits, and resolves once its runs in progress have ended. */
+  stop(): Promise<void> {
+    return (this.#stopped ??= this.#stop());
+  }
+
+  async #stop(): Promise<void> {
+    this.#stopping.abort(new LockStateError(LockErrorCode.Closed, `the schedule "${this.name}" was stopped`));
+    this.#wake?.();
+    this.#forget();
+    await this.#loop;
+    while (this.#inflight.size > 0) await Promise.all([...this.#inflight]);
+  }
+
+  /** @internal */
+  start(cron: CronLike): void {
+    if (this.stopped) return;
+    this.#cron = cron;
+    this.#loop = this.#ticks(cron).catch((error: unknown) => this.#error(error));
+  }
+
+  /** @internal croner could not be loaded (ESM), or the pattern is bad: reported, and the job stops. */
+  fail(error: unknown): void {
+    this.#error(error);
+    void this.stop();
+  }
+
+  async #ticks(cron: CronLike): Promise<void> {
+    const { tolerance, catchUp } = this.#settings;
+    let last = await this.#startingPoint();
+    while (!this.stopped) {
+      const next = cron.nextRun(last);
+      if (!next) return; // the pattern has no more ticks
+      await this.#sleepUntil(next.getTime());
+      if (this.stopped) return;
+      const now = Date.now();
+      const due = ticksBetween(cron, last, now, now - catchUp);
+      if (due.length === 0) continue; // woke early: sleep again
+      last = due.at(-1)!;
+      const recent = due.filter((tick) => tick.getTime() > now - tolerance);
+      const old = due.filter((tick) => tick.getTime() <= now - tolerance);
+      if (old.length > 0) this.#track(this.#misfire(old));
+      for (const tick of recent) this.#track(this.#tick(tick));
+    }
+  }
+
+  /**
+   * Where this process takes the schedule up: after its newest record (ticks since then that
+   * nobody claimed were missed); the newest record itself too if it is unsettled (a run whose
+   * runner died or that failed with retries left). Without records: the ticks within the tolerance.
+   */
+  async #startingPoint(): Promise<Date> {
+    const { tolerance, catchUp } = this.#settings;
+    const now = Date.now();
+    let newest: RunRecord | null;
+    for (;;) {
+      try {
+        newest = await this.#context.store.newest(this.name);
+        break;
+      } catch (error) {
+        this.#error(error);
+        await this.#sleepUntil(Date.now() + 1000);
+        if (this.stopped) return new Date(now);
+      }
+    }
+    if (!newest || newest.scheduledAt.getTime() < now - catchUp) return new Date(now - tolerance - 1);
+    if (newest.outcome === 'running' || newest.outcome === 'failed') return new Date(newest.scheduledAt.getTime() - 1); // handled again: settled by runOnce
+    return newest.scheduledAt;
+  }
+
+  async #misfire(ticks: Date[]): Promise<void> {
+    const { misfire } = this.#settings;
+    if (misfire === 'all') {
+      for (const tick of ticks) if (!this.stopped) await this.#tick(tick);
+      return;
+    }
+    const run = misfire === 'once' ? ticks.at(-1) : undefined;
+    for (const tick of ticks) {
+      if (this.stopped) return;
+      if (tick === run) continue;
+      const record = await this.#context.store.read(tickId(this.name, tick));
+      if (record && record.outcome !== 'running' && record.outcome !== 'failed') continue;
+      if (record) {
+        await this.#tick(tick); // an unsettled record (runner died, or failed): settled by runOnce
+        continue;
+      }
+      const recorded = await this.#context.store.missed(
+        { name: this.name, scheduledAt: tick, id: tickId(this.name, tick) },
+        this.#context.manager.owner,
+        this.#settings.retain,
+      );
+      if (recorded) this.#emit('skipped', { name: this.name, scheduledAt: tick, reason: 'missed' });
+    }
+    if (run && !this.stopped) await this.#tick(run);
+  }
+
+  async #tick(scheduledAt: Date): Promise<void> {
+    let result: RunOnceResult<unknown>;
+    try {
+      result = await runTick(
+        this.#context,
+        this.name,
+        scheduledAt,
+        this.#fn,
+        this.#settings,
+        {
+          run: (run) => this.#emit('run', run),
+          done: (run, value) => this.#emit('done', run, value),
+          failed: (run, error) => this.#emit('failed', run, error),
+        },
+        this.#stopping.signal,
+      );
+    } catch (error) {
+      // The function's own error was emitted as `failed`; a stop or a close ends waits quietly.
+      if (this.#ran(error) || this.stopped || this.#context.manager.closed) return;
+      this.#error(error);
+      return;
+    }
+    if (!result.ran) this.#emit('skipped', { name: this.name, scheduledAt, reason: result.outcome });
+  }
+
+  readonly #thrown = new WeakSet<object>();
+
+  #ran(error: unknown): boolean {
+    return typeof error === 'object' && error !== null && this.#thrown.has(error);
+  }
+
+  #track(work: Promise<void>): void {
+    const tracked = work.catch((error: unknown) => {
+      if (!this.stopped && !this.#context.manager.closed) this.#error(error);
+    });
+    this.#inflight.add(tracked);
+    void tracked.finally(() => this.#inflight.delete(tracked));
+  }
+
+  #sleepUntil(at: number): Promise<void> {
+    return new Promise((resolve) => {
+      const delay = Math.min(Math.max(0, at - Date.now()), MAX_TIMER);
+      const timer = setTimeout(done, delay);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  #emit<E extends keyof ScheduledJobEvents>(event: E, ...args: Parameters<ScheduledJobEvents[E]>): void {
+    if (event === 'failed') this.#thrown.add(args[1] as object);
+    try {
+      (this.emit as (event: string, ...args: unknown[]) => boolean)(event, ...args);
+    } catch (error) {
+      this.#error(error);
+    }
+  }
+
+  #error(error: unknown): void {
+    const err = error instanceof Error ? error : new Error(String(error));
+    if (this.listenerCount('error') === 0) {
+      this.#context.report(err);
+      return;
+    }
+    try {
+      this.emit('error', err);
+    } catch (listenerError) {
+      this.#context.report(listenerError);
+    }
+  }
+}
+
+/** The ticks in (after, now], at most the newest MAX_CATCH_UP_TICKS, none before `floor`. */
+function ticksBetween(cron: CronLike, after: Date, now: number, floor: number): Date[] {
+  const reference = new Date(now + 1); // previousRuns() gives ticks before its reference
+  const ticks = cron
+    .previousRuns(MAX_CATCH_UP_TICKS, reference)
+    .filter((tick) => tick.getTime() > after.getTime() && tick.getTime() >= floor && tick.getTime() <= now);
+  return ticks.sort((a, b) => a.getTime() - b.getTime());
+}
