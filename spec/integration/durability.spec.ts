@@ -1,7 +1,9 @@
-// A server that crashes and restarts on the same data directory keeps every lock change it
-// acknowledged: holds, renewals, releases and tokens. Found by the torture test's restart fault:
-// without a journaled write concern, a standalone server acknowledged an acquisition, lost it
+// A server that crashes and restarts on the same data directory keeps every acquisition and
+// renewal it acknowledged, and so never hands a lock out twice. Found by the torture test's restart
+// fault: without a journaled write concern, a standalone server acknowledged an acquisition, lost it
 // in the crash, and handed the lock to a contender while the first holder still believed it held it.
+// Releases and wake-up signals are not durable (w: 1): a release lost in a crash leaves the lock
+// held until its ttl, never less, and an acquisition that saw a release makes it durable with itself.
 // These tests crash a private engine, so they start their own whatever MONGODB_URI says.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -28,8 +30,14 @@ afterAll(async () => {
   fs.rmSync(dbpath, { recursive: true, force: true });
 });
 
-async function manager(owner: string, options: ConstructorParameters<typeof LockManager>[0] = {}) {
-  const connection = await mongoose.createConnection(engine.uri, { dbName: 'durable' }).asPromise();
+async function manager(
+  owner: string,
+  options: ConstructorParameters<typeof LockManager>[0] = {},
+  connectionOptions: mongoose.ConnectOptions = {},
+) {
+  const connection = await mongoose
+    .createConnection(engine.uri, { dbName: 'durable', ...connectionOptions })
+    .asPromise();
   connections.push(connection);
   const m = new LockManager({ connection, owner, ttl: '60s', ...options });
   m.on('error', () => {}); // the crash is expected here
@@ -37,14 +45,11 @@ async function manager(owner: string, options: ConstructorParameters<typeof Lock
   return m;
 }
 
-test('acquisitions and releases acknowledged just before a crash survive the restart', async () => {
+test('acquisitions acknowledged just before a crash survive the restart', async () => {
   const holder = await manager('holder');
   const names = Array.from({ length: 6 }, (_, i) => `held-${i}`);
   const leases = [];
   for (const name of names) leases.push(await holder.acquire(name));
-  const released = await holder.acquire('released');
-  const releasedToken = released.token;
-  await released.release();
 
   engine = await engine.restart(); // SIGKILL: no clean shutdown, no chance to flush anything
 
@@ -53,9 +58,91 @@ test('acquisitions and releases acknowledged just before a crash survive the res
     expect(await contender.inspect(name)).toMatchObject({ owner: 'holder', token: leases[i]!.token, held: true });
     await expect(contender.tryAcquire(name)).resolves.toBeNull();
   }
-  const after = await contender.tryAcquire('released');
-  expect(after).not.toBeNull();
-  expect(after!.token).toBeGreaterThan(releasedToken);
+}, 60_000);
+
+test('a release lost in a crash keeps the lock no longer than its ttl, and the next token is still larger', async () => {
+  const holder = await manager('releaser', { ttl: 2000 });
+  const lease = await holder.acquire('released');
+  const { token } = lease;
+  const expiry = lease.expiresAt.getTime(); // the server's expiry of this hold, renewed by nobody
+  await expect(lease.release()).resolves.toBe(true);
+
+  engine = await engine.restart(); // the release (w: 1) may or may not have reached the journal
+
+  const contender = await manager('after-crash');
+  const found = await contender.inspect('released');
+  // Either the release survived (free), or the hold is back as it was: same token, its own expiry.
+  expect(found).toMatchObject({ owner: 'releaser', token });
+  if (found!.held) expect(found!.expiresAt.getTime()).toBe(expiry);
+  const next = await contender.acquire('released', { wait: '30s' });
+  expect(next.token).toBeGreaterThan(token);
+  // Never handed out while the lost release's hold was live on the server's clock.
+  const now = await contender.inspect('released');
+  if (found!.held) expect(now!.acquiredAt.getTime()).toBeGreaterThanOrEqual(expiry);
+  await next.release();
+}, 60_000);
+
+test('an acquisition that found the lock released makes that release durable with it', async () => {
+  const [first, second] = [await manager('first'), await manager('second')];
+  const old = await first.acquire('handed');
+  await old.release(); // w: 1
+  const lease = await second.acquire('handed'); // journaled: and with it everything written before
+  expect(lease.token).toBeGreaterThan(old.token);
+
+  engine = await engine.restart();
+
+  const reader = await manager('reader');
+  expect(await reader.inspect('handed')).toMatchObject({ owner: 'second', token: lease.token, held: true });
+  await expect(reader.tryAcquire('handed')).resolves.toBeNull();
+}, 60_000);
+
+test('acquisitions and renewals ask for journaled majority writes, releases and signals for w: 1, whatever the connection says', async () => {
+  type Sent = { command: string; collection: string; writeConcern: unknown; seed?: true };
+  const sent: Sent[] = [];
+  const holder = await manager(
+    'concerns',
+    { ttl: 3000, heartbeat: 200 },
+    { monitorCommands: true, writeConcern: { w: 'majority', wtimeoutMS: 5000 } },
+  );
+  const connection = connections.at(-1)!;
+  connection.getClient().on('commandStarted', (event) => {
+    if (!['findAndModify', 'update', 'insert'].includes(event.commandName)) return;
+    const command = event.command as Record<string, unknown>;
+    // The signal collection's first document (set-up, durable like any) is not a signal.
+    const seed = (command.documents as { name?: unknown }[] | undefined)?.[0]?.name === null;
+    sent.push({
+      command: event.commandName,
+      collection: String(command[event.commandName]),
+      writeConcern: command.writeConcern,
+      ...(seed && { seed: true as const }),
+    });
+  });
+  const waiter = await manager('waiter', { ttl: 3000 });
+  const lease = await holder.acquire('concerned');
+  await waitFor(() => sent.some((s) => s.command === 'update'), { what: 'a renewal' });
+  // A waiter in another manager marks the lock contended, so that the release signals it.
+  const waiting = waiter.acquire('concerned', { wait: '30s' });
+  const raw = connection.db!.collection<{ _id: string; contended?: boolean }>('locks');
+  await waitFor(async () => (await raw.findOne({ _id: 'concerned' }))?.contended === true, {
+    what: 'the contended mark',
+  });
+  await lease.release();
+  await waiting;
+  await holder.forceRelease('concerned');
+  expect(await holder.inspect('concerned')).toMatchObject({ owner: 'waiter', held: false });
+
+  const durable = { w: 'majority', j: true };
+  const renewals = sent.filter((s) => s.command === 'update');
+  expect(renewals.length).toBeGreaterThan(0);
+  expect(new Set(renewals.map((s) => JSON.stringify(s)))).toEqual(
+    new Set([JSON.stringify({ command: 'update', collection: 'locks', writeConcern: durable })]),
+  );
+  expect(sent.filter((s) => s.command !== 'update' && !s.seed)).toEqual([
+    { command: 'findAndModify', collection: 'locks', writeConcern: durable }, // acquire
+    { command: 'findAndModify', collection: 'locks', writeConcern: { w: 1 } }, // release
+    { command: 'insert', collection: 'locks.signals', writeConcern: { w: 1 } }, // its wake-up signal
+    { command: 'findAndModify', collection: 'locks', writeConcern: { w: 1 } }, // forceRelease
+  ]);
 }, 60_000);
 
 test('a renewal acknowledged before a crash survives it', async () => {
