@@ -3,7 +3,7 @@
 // with every named export attached, so `import Lock = require('mongoose-distributed-lock')`
 // gives `Lock('name')`, `new Lock.LockManager()` and `Lock.CompatLockOptions` (a function merged
 // with a namespace), and `import { LockManager } from` and `const { LockManager } = require()`
-// work too. Keep the namespace in step with lib/index.ts: spec/types.spec.ts checks every name.
+// work too. Keep the namespace in step with lib/index.ts: spec/tooling/types-package.spec.ts checks every name.
 import {
   LockManager,
   type LockManagerEvents,
