@@ -438,7 +438,9 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
         if (this.stopped) return new Date(now);
       }
     }
-    if (!newest || newest.scheduledAt.getTime() < now - catchUp) return new Date(now - tolerance - 1);
+    if (!newest) return new Date(now - tolerance - 1);
+    // Older than catchUp: the ticks since are looked at from the catch-up window on (ticksBetween).
+    if (newest.scheduledAt.getTime() < now - catchUp) return newest.scheduledAt;
     if (newest.outcome === 'running' || newest.outcome === 'failed') return new Date(newest.scheduledAt.getTime() - 1); // handled again: settled by runOnce
     return newest.scheduledAt;
   }
