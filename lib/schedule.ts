@@ -420,13 +420,15 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
   }
 
   /**
-   * Where this process takes the schedule up: after its newest record (ticks since then that
-   * nobody claimed were missed); the newest record itself too if it is unsettled (a run whose
-   * runner died or that failed with retries left). Without records: the ticks within the tolerance.
+   * Where this process takes the schedule up. Without records (a new schedule): now. Else from its
+   * newest record on: the ticks since then that nobody claimed were missed (the misfire policy applies
+   * to those older than the tolerance), and the newest record itself too if it is unsettled (its
+   * runner died, or it failed with retries left). Never later than the tolerance ago: the recent
+   * ticks are run (or found done) as ordinary ticks, since peers whose clocks lag may not have
+   * reached them yet.
    */
   async #startingPoint(): Promise<Date> {
-    const { tolerance, catchUp } = this.#settings;
-    const now = Date.now();
+    const { tolerance } = this.#settings;
     let newest: RunRecord | null;
     for (;;) {
       try {
@@ -435,14 +437,14 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
       } catch (error) {
         this.#error(error);
         await this.#sleepUntil(Date.now() + 1000);
-        if (this.stopped) return new Date(now);
+        if (this.stopped) return new Date();
       }
     }
-    if (!newest) return new Date(now - tolerance - 1);
-    // Older than catchUp: the ticks since are looked at from the catch-up window on (ticksBetween).
-    if (newest.scheduledAt.getTime() < now - catchUp) return newest.scheduledAt;
-    if (newest.outcome === 'running' || newest.outcome === 'failed') return new Date(newest.scheduledAt.getTime() - 1); // handled again: settled by runOnce
-    return newest.scheduledAt;
+    const now = Date.now();
+    if (!newest) return new Date(now);
+    const unsettled = newest.outcome === 'running' || newest.outcome === 'failed';
+    const from = newest.scheduledAt.getTime() - (unsettled ? 1 : 0);
+    return new Date(Math.min(from, now - tolerance));
   }
 
   async #misfire(ticks: Date[]): Promise<void> {
