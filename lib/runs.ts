@@ -48,7 +48,7 @@ export interface Run {
 }
 
 /** What {@link LockManager.runOnce} resolves: the result, or why this call did not run the tick. */
-export type RunOnceResult<T> =
+export type RunOnceResult<T = unknown> =
   { readonly ran: true; readonly result: T } | { readonly ran: false; readonly outcome: RunOutcome };
 
 /** Options of {@link LockManager.runOnce}. */
