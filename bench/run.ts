@@ -2,6 +2,8 @@
 //
 // Every scenario is measured against a baseline in the same run, and reported as a ratio: this
 // machine is shared and noisy, and absolute times say more about the neighbours than the code.
+// Some rows also check a property that is not a timing (the heartbeat's round trips per tick, a
+// baseline's commands being the library's): if one does not hold, the run exits with code 1.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -97,6 +99,11 @@ async function main(): Promise<void> {
     fs.mkdirSync(path.dirname(out), { recursive: true });
     fs.writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), machine, rows }, null, 2)}\n`);
     console.log(`saved ${path.relative(process.cwd(), out)}; took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const failures = rows.flatMap((r) => (r.failure ? [`${r.scenario}: ${r.failure}`] : []));
+    if (failures.length) {
+      console.error(`\nbench: FAILED\n${failures.map((f) => `- ${f}`).join('\n')}`);
+      process.exitCode = 1;
+    }
   } finally {
     await engine?.stop();
   }

@@ -4,6 +4,8 @@ import path from 'node:path';
 import mongoose, { type Connection } from 'mongoose';
 import { acquireCommand, COLLECTION, releaseCommand, type LockDocument } from '../lib/commands';
 
+type WriteConcern = { w: 1 | 'majority'; j?: boolean };
+
 /** One row of the results table. */
 export interface Row {
   scenario: string;
@@ -15,6 +17,8 @@ export interface Row {
   baseline?: { label: string; median: number; p99: number };
   /** Anything else worth reporting (counts, fairness, commands per second). */
   notes?: Record<string, number | string>;
+  /** A property the run must have (not a timing): if it does not hold, the benchmark exits non-zero. */
+  failure?: string;
 }
 
 export interface Context {
@@ -67,8 +71,9 @@ export async function connect(uri: string, options: { monitorCommands?: boolean 
 }
 
 /**
- * The library's acquire and release commands sent by the raw driver, with the library's
- * collection options (durable writes, majority reads): the baselines, byte for byte.
+ * The library's acquire and release commands (history off, one attempt) sent by the raw driver,
+ * with the library's collection options (durable acquisitions, `w: 1` releases, majority reads):
+ * the baselines, byte for byte.
  */
 export function rawLockCommands(connection: Connection, collection: string, owner = 'bench') {
   const locks = connection.db!.collection<LockDocument>(collection, COLLECTION);
@@ -80,6 +85,53 @@ export function rawLockCommands(connection: Connection, collection: string, owne
     release(name: string, leaseId: string) {
       const { filter, update, options } = releaseCommand(name, leaseId);
       return locks.findOneAndUpdate(filter, update, options);
+    },
+  };
+}
+
+/** The durability of lock writes that must survive a crash and a failover. */
+export const DURABLE: WriteConcern = { w: 'majority', j: true };
+/** Acknowledged by the primary alone, not waiting for its journal. */
+export const W1: WriteConcern = { w: 1 };
+
+/**
+ * The least a correct lock pair can send, hand-written: an acquisition that takes the lock only if
+ * it is free or expired on the server's clock, with a growing fencing token (a findOneAndUpdate
+ * upsert with a two-stage `$$NOW` pipeline), and a release conditional on the holder's id (an
+ * updateOne). No contention marking, no retry recognition, no history, no literals, no timeouts:
+ * what the library adds to this is its price.
+ */
+export function minimalLockCommands(
+  connection: Connection,
+  collection: string,
+  concerns: { acquire: WriteConcern; release: WriteConcern },
+  ttl = 60_000,
+) {
+  const locks = connection.db!.collection<LockDocument>(collection);
+  const free = { $or: [{ $eq: [{ $ifNull: ['$leaseId', null] }, null] }, { $lte: ['$expiresAt', '$$NOW'] }] };
+  const token = { $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] };
+  return {
+    acquire(name: string, leaseId: string) {
+      const update = [
+        { $set: { _free: free } },
+        {
+          $set: {
+            leaseId: { $cond: ['$_free', leaseId, '$leaseId'] },
+            token: { $cond: ['$_free', token, '$token'] },
+            expiresAt: { $cond: ['$_free', { $add: ['$$NOW', ttl] }, '$expiresAt'] },
+            _free: '$$REMOVE',
+          },
+        },
+      ];
+      return locks.findOneAndUpdate({ _id: name }, update, {
+        upsert: true,
+        returnDocument: 'after',
+        projection: { leaseId: 1, token: 1, expiresAt: 1 },
+        writeConcern: concerns.acquire,
+      });
+    },
+    release(name: string, leaseId: string) {
+      return locks.updateOne({ _id: name, leaseId }, { $set: { leaseId: null } }, { writeConcern: concerns.release });
     },
   };
 }
