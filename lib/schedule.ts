@@ -429,6 +429,7 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
    */
   async #startingPoint(): Promise<Date> {
     const { tolerance } = this.#settings;
+    const started = Date.now(); // ticks after schedule() was called are this job's, however long the read takes
     let newest: RunRecord | null;
     for (;;) {
       try {
@@ -440,11 +441,10 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
         if (this.stopped) return new Date();
       }
     }
-    const now = Date.now();
-    if (!newest) return new Date(now);
+    if (!newest) return new Date(started);
     const unsettled = newest.outcome === 'running' || newest.outcome === 'failed';
     const from = newest.scheduledAt.getTime() - (unsettled ? 1 : 0);
-    return new Date(Math.min(from, now - tolerance));
+    return new Date(Math.min(from, started - tolerance));
   }
 
   async #misfire(ticks: Date[]): Promise<void> {
