@@ -55,6 +55,14 @@ export type Invocation =
     }
   | { readonly command: 'inspect' | 'release'; readonly target: Target; readonly name: string }
   | {
+      readonly command: 'runs';
+      readonly target: Target;
+      /** The schedule's name. */
+      readonly name: string;
+      /** How many runs at most, newest first. */
+      readonly limit: number;
+    }
+  | {
       readonly command: 'run';
       readonly target: Target;
       readonly name: string;
@@ -74,7 +82,7 @@ export type Invocation =
       readonly argv: readonly string[];
     };
 
-type Subcommand = 'run' | 'ls' | 'inspect' | 'release';
+type Subcommand = 'run' | 'ls' | 'inspect' | 'release' | 'runs';
 
 const OPTIONS = {
   uri: { type: 'string' },
@@ -93,6 +101,7 @@ const OPTIONS = {
   force: { type: 'boolean' },
   verbose: { type: 'boolean', short: 'v' },
   quiet: { type: 'boolean', short: 'q' },
+  limit: { type: 'string' },
 } as const;
 
 const COMMON = ['uri', 'collection', 'connect-timeout', 'help'];
@@ -101,13 +110,18 @@ const ALLOWED: Record<Subcommand, readonly string[]> = {
   ls: [...COMMON, 'json', 'held'],
   inspect: [...COMMON, 'json'],
   release: [...COMMON, 'json', 'force'],
+  runs: [...COMMON, 'json', 'limit'],
 };
+
+/** How many runs `mdlock runs` lists unless `--limit` says otherwise. */
+export const DEFAULT_RUNS_LIMIT = 20;
 
 const SYNOPSIS: Record<Subcommand, string> = {
   run: 'mdlock run <name> [--ttl 30s] [--wait 10s|forever] [--token-env MDLOCK_TOKEN] [--grace 10s] -- <command...>',
   ls: "mdlock ls ['<pattern>'] [--held] [--json]",
   inspect: 'mdlock inspect <name> [--json]',
   release: 'mdlock release --force <name> [--json]',
+  runs: 'mdlock runs <name> [--limit 20] [--json]',
 };
 
 /** `mdlock --help`, or the help of one subcommand. */
@@ -137,8 +151,13 @@ was lost and the command stopped; 127/126 if the command was not found/not execu
   const ls = `mdlock ls: lists the locks, or those whose names match <pattern>: a glob where * stands for any
 characters and every other character for itself (quote it: 'job:*').
   --held                only the locks held now`;
+  const runs = `mdlock runs: lists the latest runs of the scheduled job <name> (schedule(), runOnce() or
+node-cron's run coordinator), newest first: the tick, its outcome (running, done, failed, lost,
+missed), the attempt, the fencing token, the owner, when it started and when it finished.
+  --limit <n>           how many runs at most (default: ${DEFAULT_RUNS_LIMIT})`;
   if (topic === 'run') return `usage: ${SYNOPSIS.run}\n\n${run}\n\n${common}\n`;
   if (topic === 'ls') return `usage: ${SYNOPSIS.ls}\n\n${ls}\n\n${common}\n`;
+  if (topic === 'runs') return `usage: ${SYNOPSIS.runs}\n\n${runs}\n\n${common}\n`;
   if (topic) return `usage: ${SYNOPSIS[topic]}\n\n${common}\n`;
   return `mdlock: distributed locks on MongoDB, from the shell
 
@@ -149,13 +168,16 @@ usage:
   ls        lists the locks: name, owner, fencing token, held or free, time left
   inspect   shows one lock
   release   frees a lock whoever holds it (its holder sees the lock lost)
+  runs      lists the latest runs of a scheduled job (ls lists locks only)
 
 ${run}
 
 ${ls}
 
+${runs}
+
 ${common}
-  --json                    machine-readable output (ls, inspect, release)
+  --json                    machine-readable output (ls, inspect, release, runs)
 
 Other exit codes: 64 bad usage or URI; 69 MongoDB unreachable; 1 no such lock (inspect), other errors.
 `;
@@ -206,7 +228,7 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
   if (command === 'help') return { command: 'help', topic: rest[0] === undefined ? undefined : subcommand(rest[0]) };
   if (command === undefined) {
     if (values.help) return { command: 'help', topic: undefined };
-    throw usageError('missing command: run, ls, inspect or release');
+    throw usageError('missing command: run, ls, inspect, release or runs');
   }
   const topic = subcommand(command);
   if (values.help) return { command: 'help', topic };
@@ -235,11 +257,15 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
     return { command: 'ls', target, pattern, held: values.held ?? false };
   }
   const [name, ...extra] = rest;
-  if (name === undefined) throw usageError('missing the lock name', topic);
+  if (name === undefined) throw usageError(`missing the ${topic === 'runs' ? 'schedule' : 'lock'} name`, topic);
   try {
-    checkName(name);
+    checkName(name, topic === 'runs' ? 'schedule name' : 'lock name');
   } catch (error) {
     throw usageError((error as Error).message, topic);
+  }
+  if (topic === 'runs') {
+    if (extra.length > 0) throw usageError(`unexpected argument "${extra[0]}": runs takes one schedule name`, topic);
+    return { command: 'runs', target, name, limit: limitOption(values.limit) };
   }
   if (topic !== 'run') {
     if (extra.length > 0) throw usageError(`unexpected argument "${extra[0]}"`, topic);
@@ -275,6 +301,15 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
   };
 }
 
+function limitOption(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_RUNS_LIMIT;
+  const limit = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw usageError(`--limit must be a whole number of at least 1, received "${value}"`, 'runs');
+  }
+  return limit;
+}
+
 function waitOption(value: string): number {
   if (value === 'forever') return Infinity;
   try {
@@ -299,5 +334,5 @@ export function globMatcher(pattern: string): (name: string) => boolean {
 
 function subcommand(word: string): Subcommand {
   if (Object.hasOwn(ALLOWED, word)) return word as Subcommand;
-  throw usageError(`unknown command "${word}": run, ls, inspect or release`);
+  throw usageError(`unknown command "${word}": run, ls, inspect, release or runs`);
 }

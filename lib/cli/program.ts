@@ -3,7 +3,7 @@ import { LockError, LockErrorCode, type ArgumentErrorFields } from '../errors.js
 import { LockManager } from '../manager.js';
 import { bounded } from '../timeout.js';
 import { CliError, ExitCode, parseInvocation, usage, type Invocation, type Target } from './args.js';
-import { inspectLock, listLocks, releaseLock } from './report.js';
+import { inspectLock, listLocks, listRuns, releaseLock } from './report.js';
 import { runCommand } from './run.js';
 import { checkUri, redact } from './uri.js';
 
@@ -74,6 +74,7 @@ async function dispatch(
   const manager = new LockManager({ connection, collection, commandTimeout: timeout });
   try {
     if (invocation.command === 'ls') return await listLocks(manager, connection, invocation, io);
+    if (invocation.command === 'runs') return await listRuns(manager, invocation, io);
     if (invocation.command === 'inspect')
       return await inspectLock(manager, connection, invocation.name, invocation.target, io);
     return await releaseLock(manager, invocation.name, invocation.target, io);

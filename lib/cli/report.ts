@@ -1,6 +1,7 @@
 import { styleText } from 'node:util';
 import type { Connection } from 'mongoose';
 import type { LockManager } from '../manager.js';
+import type { RunOutcome, RunRecord } from '../runs.js';
 import type { LockInfo } from '../types.js';
 import { CliError, ExitCode, globMatcher, type Invocation, type Target } from './args.js';
 import type { Io } from './program.js';
@@ -152,5 +153,90 @@ export async function releaseLock(manager: LockManager, name: string, target: Ta
   } else {
     io.stdout(`"${name}" was not held: nothing to release\n`);
   }
+  return ExitCode.Ok;
+}
+
+/** A run as `mdlock runs --json` prints it. */
+interface RunRow {
+  readonly name: string;
+  readonly scheduledAt: string;
+  readonly outcome: RunOutcome;
+  readonly attempt: number;
+  readonly token: number;
+  readonly owner: string;
+  readonly startedAt: string;
+  /** `null` while running, or when its runner died before settling it. */
+  readonly finishedAt: string | null;
+  /** The message of the error a failed run threw; `null` otherwise. */
+  readonly error: string | null;
+}
+
+function runRow(record: RunRecord): RunRow {
+  return {
+    name: record.name,
+    scheduledAt: record.scheduledAt.toISOString(),
+    outcome: record.outcome,
+    attempt: record.attempt,
+    token: record.token,
+    owner: record.owner,
+    startedAt: record.startedAt.toISOString(),
+    finishedAt: record.finishedAt?.toISOString() ?? null,
+    error: record.error ?? null,
+  };
+}
+
+type Style = Parameters<typeof styleText>[0];
+
+/** Lines of a table whose columns are padded to their widest cell; the header in bold. */
+function table(io: Io, cells: readonly (readonly string[])[], style: (row: number) => Style | undefined): string {
+  const widths = cells[0]!.map((_, column) => Math.max(...cells.map((row) => row[column]!.length)));
+  const lines = cells.map((row, line) => {
+    const text = row
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join('  ')
+      .trimEnd();
+    if (line === 0) return paint(io, 'bold', text);
+    const color = style(line - 1);
+    return color === undefined ? text : paint(io, color, text);
+  });
+  return `${lines.join('\n')}\n`;
+}
+
+const OUTCOME_STYLE: Partial<Record<RunOutcome, Style>> = {
+  failed: 'red',
+  lost: 'red',
+  missed: 'dim',
+  running: 'green',
+};
+
+/** `mdlock runs <name>`: the latest runs of a schedule, newest first (a table, or a JSON array). */
+export async function listRuns(
+  manager: LockManager,
+  invocation: Extract<Invocation, { command: 'runs' }>,
+  io: Io,
+): Promise<number> {
+  const { target, name, limit } = invocation;
+  const rows = (await manager.runs(name, { limit })).map(runRow);
+  if (target.json) {
+    json(io, rows);
+    return ExitCode.Ok;
+  }
+  if (rows.length === 0) {
+    io.stdout(`no runs of "${name}" in collection "${target.collection}.runs"\n`);
+    return ExitCode.Ok;
+  }
+  const cells = [
+    ['SCHEDULED AT', 'OUTCOME', 'ATTEMPT', 'TOKEN', 'OWNER', 'STARTED', 'FINISHED'],
+    ...rows.map((r) => [
+      r.scheduledAt,
+      r.outcome,
+      String(r.attempt),
+      String(r.token),
+      r.owner,
+      r.startedAt,
+      r.finishedAt ?? '-',
+    ]),
+  ];
+  io.stdout(table(io, cells, (i) => OUTCOME_STYLE[rows[i]!.outcome]));
   return ExitCode.Ok;
 }

@@ -14,7 +14,8 @@ test('--help prints the usage and exits 0', async () => {
   const help = await mdlock.run(['--help']);
   expect(help).toMatchObject({ code: 0, stderr: '' });
   expect(help.stdout).toMatch(/^mdlock: distributed locks on MongoDB/);
-  for (const command of ['mdlock run <name>', 'mdlock ls', 'mdlock inspect <name>', 'mdlock release --force <name>']) {
+  const commands = ['mdlock run <name>', 'mdlock ls', 'mdlock inspect <name>', 'mdlock release --force <name>'];
+  for (const command of [...commands, 'mdlock runs <name> [--limit 20]']) {
     expect(help.stdout).toContain(command);
   }
   const run = await mdlock.run(['run', '--help']);

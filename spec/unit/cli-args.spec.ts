@@ -67,7 +67,7 @@ test('ls, inspect, release and help', () => {
 });
 
 test('bad input: a one-line usage error naming what was wrong', () => {
-  fails([], /^missing command: run, ls, inspect or release/);
+  fails([], /^missing command: run, ls, inspect, release or runs/);
   fails(['frob'], /^unknown command "frob"/);
   fails(['ls', '--bogus'], /^unknown option --bogus/);
   fails(['ls', '--ttl', '3s'], /^option --ttl is not an option of mdlock ls/);
@@ -175,4 +175,37 @@ test('URIs are checked before connecting: the database the locks are in, or a on
   refused('mongodb://db/my.app', /: "my\.app" is not a database name/);
   refused('mongodb://db/my%20app', /: "my app" is not a database name/);
   refused(`mongodb://db/${'d'.repeat(64)}`, /is not a database name \(at most 63 bytes/);
+});
+
+test('runs: a schedule name, --limit (default 20) and --json', () => {
+  expect(parseInvocation(['runs', 'nightly-report'], env)).toEqual({
+    command: 'runs',
+    target: { uri: 'mongodb://db.example/app', collection: 'locks', json: false, timeout: 10_000 },
+    name: 'nightly-report',
+    limit: 20,
+  });
+  expect(parseInvocation(['runs', 'job', '--limit', '3', '--json', '--collection', 'mutex'], env)).toMatchObject({
+    command: 'runs',
+    name: 'job',
+    limit: 3,
+    target: { json: true, collection: 'mutex' },
+  });
+  expect(parseInvocation(['runs', 'job', '--limit=1'], env)).toMatchObject({ limit: 1 });
+  expect(parseInvocation(['runs', '--help'], {})).toEqual({ command: 'help', topic: 'runs' });
+  expect(usage('runs')).toMatch(/^usage: mdlock runs <name> \[--limit 20\] \[--json\]\n[\s\S]*--limit <n>/);
+  expect(usage()).toMatch(/mdlock runs <name>[\s\S]*runs {6}lists the latest runs of a scheduled job/);
+
+  fails(['runs'], /^missing the schedule name \(usage: mdlock runs/);
+  fails(['runs', 'a', 'b'], /^unexpected argument "b": runs takes one schedule name/);
+  for (const bad of ['0', '-1', '2.5', 'ten', '1e3', '', '99999999999999999999']) {
+    fails(
+      ['runs', 'job', `--limit=${bad}`],
+      new RegExp(`^--limit must be a whole number of at least 1, received "${bad}"`),
+    );
+  }
+  fails(['runs', 'job', '--held'], /^option --held is not an option of mdlock runs/);
+  fails(['ls', '--limit', '3'], /^option --limit is not an option of mdlock ls/);
+  fails(['runs', 'job', '--', 'true'], /^mdlock runs runs no command/);
+  fails(['runs', 'x'.repeat(600)], /^schedule name must be at most 512 bytes long/);
+  fails(['frob'], /^unknown command "frob": run, ls, inspect, release or runs/);
 });
