@@ -30,6 +30,21 @@
 //   (the `close-stall` fault calls it while the lock server is stalled), and a lock that a closed
 //   worker left held on the server lasts no longer than its ttl after the stall ended;
 // - clock: the realtime clock was not stepped during the run (else the wall checks mean nothing).
+//
+// The scheduling workload (./scheduler.ts): a run is one attempt of one tick in one process, from
+// its `tick-run` to its `tick-end` (or, as for holds, to when its process froze, or blocked and
+// then saw it no longer held; or to its worker's SIGKILL). The checks:
+// - tick-once: no tick was recorded done twice (two `tick-done` events, or a `done` record and a
+//   `tick-done` with another token), and no run of a tick began after the run recorded done;
+// - tick-overlap: no two runs of one tick overlapped on the monotonic clock;
+// - tick-tokens: the runs of one tick, in the order they began, have strictly increasing tokens and attempts;
+// - tick-fenced: each tick's counter holds between the writes acknowledged and those plus the ones
+//   whose outcome is unknown; its token is the largest accepted, and, for a tick recorded done,
+//   the done run's own (its write was the last);
+// - tick-accounted: every tick of the window has a record, settled as the policy says: `done` by a
+//   run that returned; `failed` or `lost` only at the last attempt (retries + 1); `missed` only if
+//   no run of it ever began. A record still `running`, or none at all, is a violation;
+// - liveness (as above): a run that never ended though its worker was not killed.
 import type { Stamp, TortureEvent } from './history';
 
 /** The name of a check. */
@@ -44,6 +59,11 @@ export type CheckName =
   | 'close'
   | 'liveness'
   | 'clock'
+  | 'tick-once'
+  | 'tick-overlap'
+  | 'tick-tokens'
+  | 'tick-fenced'
+  | 'tick-accounted'
   | 'history';
 
 export const CHECKS: readonly CheckName[] = [
@@ -57,6 +77,11 @@ export const CHECKS: readonly CheckName[] = [
   'close',
   'liveness',
   'clock',
+  'tick-once',
+  'tick-overlap',
+  'tick-tokens',
+  'tick-fenced',
+  'tick-accounted',
   'history',
 ];
 
@@ -125,6 +150,8 @@ export interface CheckOptions {
   readonly clockTolerance?: number;
   /** How much longer than its `commandTimeout` a close() may take, in ms. @defaultValue {@link CLOSE_SLACK} */
   readonly closeSlack?: number;
+  /** The schedule's `retries` (the scheduling workload): a tick ends failed or lost only at attempt retries + 1. @defaultValue 1 */
+  readonly retries?: number;
 }
 
 export interface CheckReport {
@@ -163,6 +190,26 @@ export interface Stats {
   /** From the first to the last event (ms). */
   span: number;
   workers: number;
+  schedule: ScheduleStats;
+}
+
+/** What the scheduling workload did. */
+export interface ScheduleStats {
+  /** Ticks with a record, and those in the window the accounting covers. */
+  ticks: number;
+  window: number;
+  /** Runs begun, of which retries (attempt > 1). */
+  runs: number;
+  retries: number;
+  /** The records' outcomes. */
+  outcomes: Record<string, number>;
+  /** How the runs' functions ended (`killed`: with their worker; `frozen`, `blocked`: past their lease). */
+  runEnds: Record<string, number>;
+  skipped: Record<string, number>;
+  lost: Record<string, number>;
+  writes: { accepted: number; rejected: number; unknown: number };
+  /** The job's `error` events. */
+  errors: number;
 }
 
 const count = (table: Record<string, number>, key: string, by = 1) => (table[key] = (table[key] ?? 0) + by);
@@ -599,6 +646,18 @@ function emptyStats(): Stats {
     closestHandover: Infinity,
     span: 0,
     workers: 0,
+    schedule: {
+      ticks: 0,
+      window: 0,
+      runs: 0,
+      retries: 0,
+      outcomes: {},
+      runEnds: {},
+      skipped: {},
+      lost: {},
+      writes: { accepted: 0, rejected: 0, unknown: 0 },
+      errors: 0,
+    },
   };
 }
 
@@ -661,6 +720,280 @@ export function checkHistory(events: readonly TortureEvent[], options: CheckOpti
   checkClose(events, options, violations, stats);
   checkLiveness(events, violations);
   checkClock(events, options.clockTolerance ?? 25, violations);
+  checkSchedule(events, options, violations, stats.schedule);
   collectStats(events, holds, stats);
   return { violations, holds, stats };
+}
+
+/** One attempt of one tick in one process, reconstructed from the history. */
+export interface TickRun {
+  readonly worker: string;
+  readonly tick: number;
+  readonly attempt: number;
+  readonly token: number;
+  readonly start: Stamp;
+  end?: Stamp & { readonly how: string };
+  frozen?: Stamp;
+  blocked?: { at: Stamp; after?: { held: boolean; aborted: boolean } };
+  killed?: Stamp;
+}
+
+const iso = (tick: number) => new Date(tick).toISOString();
+const describeRun = (run: TickRun) => `${run.worker} (attempt ${run.attempt}, token ${run.token})`;
+
+/** Where a run ends for the overlap check: when its process froze, or blocked and then let go, or its function ended, or it was killed. */
+function runEnd(run: TickRun): Stamp | undefined {
+  if (run.frozen) return run.frozen;
+  if (run.blocked && (!run.blocked.after || !run.blocked.after.held || run.blocked.after.aborted))
+    return run.blocked.at;
+  return run.end ?? run.killed;
+}
+
+/** The scheduling workload's checks (see the top of this file). */
+export function checkSchedule(
+  events: readonly TortureEvent[],
+  options: CheckOptions,
+  violations: Violation[],
+  stats: ScheduleStats,
+): void {
+  const retries = options.retries ?? 1;
+  const kills = new Map<string, Stamp>();
+  for (const event of events)
+    if (event.type === 'kill') kills.set(event.worker, { mono: event.mono, wall: event.wall });
+  const runs: TickRun[] = [];
+  const done = new Map<number, { worker: string; token: number }[]>();
+  const records = new Map<number, Extract<TortureEvent, { type: 'tick-record' }>>();
+  const counters = new Map<number, Extract<TortureEvent, { type: 'tick-resource' }>>();
+  const writes = new Map<number, { accepted: number[]; begun: number; rejected: number; tokens: Set<number> }>();
+  let window: Extract<TortureEvent, { type: 'tick-window' }> | undefined;
+  const tally = (tick: number) => {
+    let w = writes.get(tick);
+    if (!w) writes.set(tick, (w = { accepted: [], begun: 0, rejected: 0, tokens: new Set() }));
+    return w;
+  };
+
+  for (const [worker, list] of bySource(events)) {
+    const open = new Map<string, TickRun>();
+    const runOf = (event: { tick: number; token: number; type: string }): TickRun | undefined => {
+      const run = open.get(`${event.tick}\u0000${event.token}`);
+      if (!run) {
+        violations.push({
+          check: 'history',
+          message: `${worker} recorded ${event.type} for tick ${iso(event.tick)} token ${event.token}, which it never ran`,
+        });
+      }
+      return run;
+    };
+    for (const event of list) {
+      switch (event.type) {
+        case 'tick-run': {
+          const run: TickRun = {
+            worker,
+            tick: event.tick,
+            attempt: event.attempt,
+            token: event.token,
+            start: { mono: event.mono, wall: event.wall },
+          };
+          open.set(`${event.tick}\u0000${event.token}`, run);
+          runs.push(run);
+          break;
+        }
+        case 'tick-end': {
+          const run = runOf(event);
+          if (run && !run.end) run.end = { mono: event.mono, wall: event.wall, how: event.how };
+          break;
+        }
+        case 'tick-freeze': {
+          const run = runOf(event);
+          if (run) run.frozen ??= { mono: event.mono, wall: event.wall };
+          break;
+        }
+        case 'tick-block': {
+          const run = runOf(event);
+          if (run) run.blocked ??= { at: { mono: event.mono, wall: event.wall } };
+          break;
+        }
+        case 'tick-block-end': {
+          const run = runOf(event);
+          if (run?.blocked) run.blocked.after ??= { held: event.held, aborted: event.aborted };
+          break;
+        }
+        case 'tick-done': {
+          let list = done.get(event.tick);
+          if (!list) done.set(event.tick, (list = []));
+          list.push({ worker, token: event.token });
+          break;
+        }
+        case 'tick-write': {
+          const w = tally(event.tick);
+          if (event.phase === 'begin') {
+            w.begun++;
+            w.tokens.add(event.token);
+          } else if (event.phase === 'ok') w.accepted.push(event.token);
+          else if (event.phase === 'rejected') w.rejected++;
+          break;
+        }
+        case 'tick-skipped':
+          count(stats.skipped, event.reason);
+          break;
+        case 'tick-lost':
+          count(stats.lost, event.reason);
+          break;
+        case 'sched-error':
+          stats.errors++;
+          break;
+        case 'tick-record':
+          records.set(event.tick, event);
+          break;
+        case 'tick-resource':
+          counters.set(event.tick, event);
+          break;
+        case 'tick-window':
+          window = event;
+          break;
+      }
+    }
+  }
+  for (const run of runs) {
+    if (!run.end && kills.has(run.worker)) run.killed = kills.get(run.worker);
+    const ended = run.frozen ? 'frozen' : runEnd(run) === run.blocked?.at && run.blocked ? 'blocked' : undefined;
+    count(stats.runEnds, ended ?? run.end?.how ?? (run.killed ? 'killed' : 'never'));
+    if (!runEnd(run)) {
+      violations.push({
+        check: 'liveness',
+        message: `tick ${iso(run.tick)}: the run of ${describeRun(run)} never ended, and its worker was not killed`,
+      });
+    }
+  }
+  stats.runs = runs.length;
+  stats.retries = runs.filter((run) => run.attempt > 1).length;
+  stats.ticks = records.size;
+  for (const record of records.values()) count(stats.outcomes, record.outcome);
+
+  const byTick = new Map<number, TickRun[]>();
+  for (const run of runs) {
+    let list = byTick.get(run.tick);
+    if (!list) byTick.set(run.tick, (list = []));
+    list.push(run);
+  }
+  for (const list of byTick.values()) list.sort((a, b) => a.start.mono - b.start.mono);
+
+  // tick-overlap and tick-tokens
+  for (const [tick, list] of byTick) {
+    let latest: TickRun | undefined;
+    for (const [i, run] of list.entries()) {
+      if (latest) {
+        const latestEnd = runEnd(latest)?.mono ?? Infinity;
+        if (run.start.mono < latestEnd) {
+          violations.push({
+            check: 'tick-overlap',
+            message:
+              `tick ${iso(tick)}: ${describeRun(run)} began while ${describeRun(latest)} was still running ` +
+              `(${Number.isFinite(latestEnd) ? `${(latestEnd - run.start.mono).toFixed(1)} ms before it ended` : 'it never ended'})`,
+          });
+        }
+      }
+      if (!latest || (runEnd(run)?.mono ?? Infinity) > (runEnd(latest)?.mono ?? Infinity)) latest = run;
+      const before = list[i - 1];
+      if (before && (run.token <= before.token || run.attempt <= before.attempt)) {
+        violations.push({
+          check: 'tick-tokens',
+          message: `tick ${iso(tick)}: ${describeRun(run)} began after ${describeRun(before)} with a token or attempt that is not larger`,
+        });
+      }
+    }
+  }
+
+  // tick-once
+  for (const [tick, list] of done) {
+    const record = records.get(tick);
+    if (list.length > 1) {
+      violations.push({
+        check: 'tick-once',
+        message: `tick ${iso(tick)} completed ${list.length} times: ${list.map((d) => `${d.worker} (token ${d.token})`).join(', ')}`,
+      });
+    }
+    if (record && list.some((d) => record.outcome !== 'done' || d.token !== record.token)) {
+      violations.push({
+        check: 'tick-once',
+        message: `tick ${iso(tick)}: a run with token ${list[0]!.token} completed, but the record says ${record.outcome} with token ${record.token}`,
+      });
+    }
+  }
+  for (const [tick, list] of byTick) {
+    const record = records.get(tick);
+    const doneToken = record?.outcome === 'done' ? record.token : done.get(tick)?.[0]?.token;
+    if (doneToken === undefined) continue;
+    for (const run of list) {
+      if (run.token > doneToken) {
+        violations.push({
+          check: 'tick-once',
+          message: `tick ${iso(tick)}: ${describeRun(run)} ran after the tick was done (token ${doneToken})`,
+        });
+      }
+    }
+  }
+
+  // tick-fenced
+  const ticksWritten = new Set([...writes.keys(), ...counters.keys()]);
+  for (const tick of ticksWritten) {
+    const w = tally(tick);
+    const counter = counters.get(tick);
+    const unknown = w.begun - w.accepted.length - w.rejected;
+    stats.writes.accepted += w.accepted.length;
+    stats.writes.rejected += w.rejected;
+    stats.writes.unknown += unknown;
+    const final = counter?.count ?? 0;
+    if (final < w.accepted.length || final > w.accepted.length + unknown) {
+      violations.push({
+        check: 'tick-fenced',
+        message: `tick ${iso(tick)}: the counter is ${final}, but ${w.accepted.length} writes were accepted and ${unknown} have an unknown outcome`,
+      });
+    }
+    const largest = Math.max(0, ...w.accepted);
+    if (counter && (counter.token < largest || !w.tokens.has(counter.token))) {
+      violations.push({
+        check: 'tick-fenced',
+        message: `tick ${iso(tick)}: the counter ends with token ${counter.token}, but the largest accepted write carried ${largest}`,
+      });
+    }
+    const record = records.get(tick);
+    if (record?.outcome === 'done' && counter?.token !== record.token) {
+      violations.push({
+        check: 'tick-fenced',
+        message: `tick ${iso(tick)} is done with token ${record.token}, but its counter's last write carried ${counter?.token ?? 'nothing'}`,
+      });
+    }
+  }
+
+  // tick-accounted
+  if (window) {
+    for (let tick = window.from; tick <= window.to; tick += window.every) {
+      stats.window++;
+      const record = records.get(tick);
+      const list = byTick.get(tick) ?? [];
+      const problem = !record
+        ? 'has no record'
+        : record.outcome === 'done'
+          ? list.some((run) => run.token === record.token && run.end?.how === 'returned')
+            ? undefined
+            : `is done with token ${record.token}, which no run that returned held`
+          : record.outcome === 'failed' || record.outcome === 'lost'
+            ? record.attempt === retries + 1
+              ? undefined
+              : `is ${record.outcome} at attempt ${record.attempt}, though retries is ${retries}`
+            : record.outcome === 'missed'
+              ? list.length === 0
+                ? undefined
+                : `is missed, though ${list.length} run(s) of it began`
+              : `is still ${record.outcome} (attempt ${record.attempt}, token ${record.token})`;
+      if (problem) {
+        const ran = list.map((run) => `${describeRun(run)}: ${run.end?.how ?? (run.killed ? 'killed' : 'no end')}`);
+        violations.push({
+          check: 'tick-accounted',
+          message: `tick ${iso(tick)} ${problem}${ran.length > 0 ? `; runs: ${ran.join('; ')}` : '; no run began'}`,
+        });
+      }
+    }
+  }
 }

@@ -21,12 +21,17 @@ export interface Stamp {
 }
 
 const hrMillis = () => Number(process.hrtime.bigint()) / 1e6;
+/**
+ * The real `Date.now`, taken when this module loads: a scheduler worker then shifts its process's
+ * `Date` (a skewed clock), and its history must still read the machine's realtime clock.
+ */
+const realNow = Date.now;
 
 /** Reads both clocks; retries if the process was preempted between the two readings. */
 export function stamp(): Stamp {
   for (;;) {
     const mono = hrMillis();
-    const wall = Date.now();
+    const wall = realNow();
     if (hrMillis() - mono < 1) return { mono, wall };
   }
 }
@@ -87,7 +92,35 @@ export type EventBody =
    * `close-stall` fault), read once it had exited; `since` is when the lock server's stall ended.
    */
   | { type: 'leftover'; worker: string; name: string; token: number; expiresAt: number; ttl: number; since: number }
-  | { type: 'resource'; name: string; token: number; count: number; plain: number };
+  | { type: 'resource'; name: string; token: number; count: number; plain: number }
+  // The scheduling workload (./scheduler.ts). `tick` is a tick's scheduledAt in ms (the pattern's
+  // time, the same in every process whatever its clock); `token` and `attempt` are its run's.
+  /** The scheduler's `Date` reads `offset` ms off the real clock. */
+  | { type: 'clock-offset'; offset: number }
+  /** The run's function starts; `expiresAt` is its lease's server-side expiry then. */
+  | { type: 'tick-run'; tick: number; attempt: number; token: number; expiresAt: number; ttl: number }
+  /** The run's side effect: a per-tick counter, guarded by `token > last token written`. */
+  | { type: 'tick-write'; tick: number; token: number; phase: 'begin' | 'ok' | 'rejected' | 'error' }
+  /** The run's function returned, threw (an injected failure, a rejected write) or saw its signal abort. */
+  | { type: 'tick-end'; tick: number; attempt: number; token: number; how: 'returned' | 'threw' | 'aborted' }
+  | { type: 'tick-freeze'; tick: number; token: number; ms: number }
+  | { type: 'tick-block'; tick: number; token: number; ms: number; expiresAt: number }
+  | { type: 'tick-block-end'; tick: number; token: number; held: boolean; aborted: boolean }
+  /** The job's `done`, `failed` and `skipped` events, and the manager's `lost` for a tick's lease. */
+  | { type: 'tick-done'; tick: number; attempt: number; token: number }
+  | { type: 'tick-failed'; tick: number; attempt: number; token: number; reason: string }
+  | { type: 'tick-skipped'; tick: number; reason: string }
+  | { type: 'tick-lost'; tick: number; token: number; reason: string }
+  /** The job's `error` event (MongoDB unreachable at a tick, say). */
+  | { type: 'sched-error'; message: string }
+  // The orchestrator, for the scheduling workload:
+  | { type: 'schedule'; name: string; pattern: string; retries: number; ttl: number; skew: number; schedulers: number }
+  /** The ticks (scheduledAt, ms) the checker must find accounted for: every one in [from, to]. */
+  | { type: 'tick-window'; from: number; to: number; every: number }
+  /** A run record read at the end (`<collection>.runs`). */
+  | { type: 'tick-record'; tick: number; attempt: number; token: number; outcome: string; owner: string }
+  /** A tick's counter in the resource database, read at the end. */
+  | { type: 'tick-resource'; tick: number; token: number; count: number };
 
 /** One recorded event: its source process, its rank in that process, when, and what. */
 export type TortureEvent = EventBody & Stamp & { readonly src: string; readonly seq: number };

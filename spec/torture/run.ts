@@ -8,6 +8,13 @@
 //   npm run torture                                   # 30 s, no faults
 //   npm run torture -- --duration 10m --faults all    # the long run
 //   npm run torture -- --faults kill,pause --workers 6 --names 2 --seed 42 --out ./torture-history
+//   npm run torture -- --workload schedule --duration 2m --faults all   # scheduled jobs instead
+//
+// The scheduling workload (`--workload schedule`, or `both` alongside the locks): scheduler
+// processes (./scheduler.ts) with clocks up to `--skew` off declare one schedule, every second,
+// with retries 1 and a 3 s ttl; the same faults hit them (kill and freeze a runner, block its
+// event loop, close its manager during a stall). At the end the run records and the per-tick
+// counters are read into the history for the checker.
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,6 +27,7 @@ import { CHECKS, CLOSE_SLACK, checkHistory, type CheckReport } from './checker';
 import { HistoryWriter, readHistories } from './history';
 import { FaultProxy, type Direction } from './proxy';
 import { seeded, type Random } from './random';
+import type { SchedulerConfig, TickDocument } from './scheduler';
 import type { ResourceDocument, WorkerConfig } from './worker';
 
 /** The fields of a lock document (the library's `LockDocument`, which it does not export) read here. */
@@ -36,6 +44,19 @@ interface LockDocument {
 export const FAULTS = ['kill', 'pause', 'proxy', 'restart', 'freeze', 'block', 'close-stall'] as const;
 export type Fault = (typeof FAULTS)[number];
 
+/** What the workers do: contend for locks (./worker.ts), run a schedule (./scheduler.ts), or both. */
+export const WORKLOADS = ['locks', 'schedule', 'both'] as const;
+export type Workload = (typeof WORKLOADS)[number];
+
+/** The scheduling workload's schedule: every second, one retry, a lease of 3 s. */
+export const SCHEDULE = { name: 'tick', pattern: '*/1 * * * * *', every: 1000, ttl: 3000, retries: 1 } as const;
+/**
+ * With the scheduling workload, faults stop this long before the workers are told to stop, and the
+ * ticks of that tail are not checked for being accounted for: a tick fired during the last fault
+ * gets this long to be settled (skew, then a dead runner's ttl, a waiter's retry and its run).
+ */
+const SCHEDULE_SETTLE = 9000;
+
 export interface TortureOptions {
   readonly duration: number;
   readonly workers: number;
@@ -47,11 +68,21 @@ export interface TortureOptions {
   /** Keep the histories and the summary here (else a temporary directory, removed after a clean run). */
   readonly out: string | undefined;
   readonly json: boolean;
+  readonly workload: Workload;
+  /** Scheduler processes at a time (the scheduling workload). */
+  readonly schedulers: number;
+  /** The largest clock skew of a scheduler, either way, in ms. */
+  readonly skew: number;
 }
 
 const USAGE = `usage: npm run torture -- [--duration 30s] [--workers 4] [--names 3]
          [--faults none|all|kill,pause,proxy,restart,freeze,block,close-stall] [--fault-every 4s]
-         [--seed N] [--out DIR] [--json]
+         [--seed N] [--out DIR] [--json] [--workload locks|schedule|both] [--schedulers 3] [--skew 2s]
+
+workload: locks     --workers processes contend for --names locks (the default)
+          schedule  --schedulers processes, clocks up to --skew apart, run "${SCHEDULE.pattern}"
+                    (retries ${SCHEDULE.retries}, ttl ${SCHEDULE.ttl} ms); each tick's run bumps a fenced counter
+          both      the two side by side
 
 faults: kill     SIGKILL a worker that holds a lock (a replacement starts)
         pause    SIGSTOP the lock server for 0.5-6 s, then SIGCONT
@@ -94,6 +125,9 @@ export function parseOptions(argv: readonly string[]): TortureOptions & { help: 
         seed: { type: 'string' },
         out: { type: 'string' },
         json: { type: 'boolean', default: false },
+        workload: { type: 'string', default: 'locks' },
+        schedulers: { type: 'string', default: '3' },
+        skew: { type: 'string', default: '2s' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -108,6 +142,10 @@ export function parseOptions(argv: readonly string[]): TortureOptions & { help: 
       throw new UsageError(`--faults: unknown fault "${fault}" (known: ${FAULTS.join(', ')}, or all, or none)`);
     }
   }
+  if (!(WORKLOADS as readonly string[]).includes(values.workload)) {
+    throw new UsageError(`--workload must be one of ${WORKLOADS.join(', ')}, got "${values.workload}"`);
+  }
+  const skew = /^0+$/.test(values.skew) ? 0 : duration(values.skew, '--skew');
   const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
   if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got "${values.seed}"`);
   return {
@@ -119,11 +157,15 @@ export function parseOptions(argv: readonly string[]): TortureOptions & { help: 
     seed,
     out: values.out === undefined ? undefined : path.resolve(values.out),
     json: values.json,
+    workload: values.workload as Workload,
+    schedulers: positiveInteger(values.schedulers, '--schedulers'),
+    skew,
     help: values.help,
   };
 }
 
 const WORKER = path.join(__dirname, 'worker.ts');
+const SCHEDULER = path.join(__dirname, 'scheduler.ts');
 const ROOT = path.join(__dirname, '..', '..');
 /** How long a worker may take to stop and exit by itself before it counts as hung. */
 const EXIT_GRACE = 60_000;
@@ -137,6 +179,7 @@ const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, m
 
 interface Worker {
   readonly id: string;
+  readonly kind: 'locks' | 'schedule';
   readonly child: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Resolves with how long its close() took (ms), once it reports it. */
@@ -164,6 +207,8 @@ export async function runTorture(
   const history = new HistoryWriter(path.join(dir, 'orchestrator.jsonl'), 'orchestrator');
   const names = Array.from({ length: options.names }, (_, i) => `lock-${i}`);
   const has = (fault: Fault) => options.faults.includes(fault);
+  const locksOn = options.workload !== 'schedule';
+  const scheduleOn = options.workload !== 'locks';
 
   let engine = await startEngine({ dbpath });
   const resourceEngine = await startEngine();
@@ -180,25 +225,43 @@ export async function runTorture(
     .asPromise();
   const locks = lockAdmin.db!.collection<LockDocument>('locks');
   await resources.insertMany(names.map((name) => ({ _id: name, token: 0, count: 0, plain: 0 })));
+  const tickCounters = admin.db!.collection<TickDocument>('ticks');
+  const runRecords = lockAdmin.db!.collection<{
+    scheduledAt: Date;
+    attempt: number;
+    token: number;
+    outcome: string;
+    owner: string;
+    name: string;
+  }>('locks.runs');
 
   const workers = new Map<string, Worker>();
   const starting = new Set<Promise<Worker>>();
   let spawned = 0;
   let stopRequested = false;
 
-  function spawnWorker(): Promise<Worker> {
-    const id = `w${++spawned}`;
-    const config: WorkerConfig = {
+  let schedulersSpawned = 0;
+  function spawnWorker(kind: Worker['kind'] = 'locks'): Promise<Worker> {
+    const id = kind === 'locks' ? `w${++spawned}` : `s${++schedulersSpawned}`;
+    const seed = options.seed + (kind === 'locks' ? spawned * 7919 : schedulersSpawned * 104729);
+    const common = {
       id,
       uri,
       resourceUri: resourceEngine.uri,
       db,
-      names,
-      seed: options.seed + spawned * 7919,
+      seed,
       history: path.join(dir, `${id}.jsonl`),
       commandTimeout: COMMAND_TIMEOUT,
     };
-    const child = fork(WORKER, [JSON.stringify(config)], {
+    let config: WorkerConfig | SchedulerConfig;
+    if (kind === 'locks') config = { ...common, names };
+    else {
+      // The first three: the most behind, on time, the most ahead; then anywhere in between.
+      const spread = [-options.skew, 0, options.skew];
+      const offset = schedulersSpawned <= 3 ? spread[schedulersSpawned - 1]! : random.int(-options.skew, options.skew);
+      config = { ...common, offset, schedule: { ...SCHEDULE } };
+    }
+    const child = fork(kind === 'locks' ? WORKER : SCHEDULER, [JSON.stringify(config)], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -206,6 +269,7 @@ export async function runTorture(
     let closed: (ms: number) => void = () => {};
     const worker: Worker = {
       id,
+      kind,
       child,
       holding: 0,
       killed: false,
@@ -250,8 +314,8 @@ export async function runTorture(
   const mayBeStuck = (worker: Worker) => (worker.stuckUntil = performance.now() + options.faultEvery * 2 + 6000);
 
   /** Starts a worker in place of one that is gone; keeps the contention up, without holding up the faults. */
-  function replace(): void {
-    const replacement = spawnWorker();
+  function replace(kind: Worker['kind']): void {
+    const replacement = spawnWorker(kind);
     starting.add(replacement);
     void replacement.finally(() => starting.delete(replacement)).catch(() => {});
   }
@@ -274,7 +338,7 @@ export async function runTorture(
       history.record({ type: 'kill', worker: victim.id, pid: victim.child.pid ?? -1 });
       log(`fault: kill -9 ${victim.id} (holding ${victim.holding})`);
       await victim.exited;
-      replace();
+      replace(victim.kind);
     },
     async pause() {
       const length = random.int(500, Math.min(6000, 2 * options.faultEvery));
@@ -356,12 +420,15 @@ export async function runTorture(
           since: end.wall,
         });
       }
-      replace();
+      replace(victim.kind);
     },
   };
 
   try {
-    await Promise.all(Array.from({ length: options.workers }, spawnWorker));
+    await Promise.all([
+      ...Array.from({ length: locksOn ? options.workers : 0 }, () => spawnWorker('locks')),
+      ...Array.from({ length: scheduleOn ? options.schedulers : 0 }, () => spawnWorker('schedule')),
+    ]);
     history.record({
       type: 'run',
       names,
@@ -370,8 +437,25 @@ export async function runTorture(
       seed: options.seed,
       duration: options.duration,
     });
-    log(`${options.workers} workers running for ${ms(options.duration)}`);
-    const end = performance.now() + options.duration;
+    const runStarted = history.record({
+      type: 'schedule',
+      name: SCHEDULE.name,
+      pattern: SCHEDULE.pattern,
+      retries: SCHEDULE.retries,
+      ttl: SCHEDULE.ttl,
+      skew: options.skew,
+      schedulers: scheduleOn ? options.schedulers : 0,
+    });
+    log(
+      [
+        locksOn ? `${options.workers} lock workers` : '',
+        scheduleOn ? `${options.schedulers} schedulers (clocks up to ${options.skew} ms off)` : '',
+      ]
+        .filter(Boolean)
+        .join(' and ') + ` running for ${ms(options.duration)}`,
+    );
+    const settle = scheduleOn ? Math.min(SCHEDULE_SETTLE, options.duration / 2) : 0;
+    const end = performance.now() + options.duration - settle;
     // Faults come round-robin in a shuffled order, so a short run still gets each kind.
     const order = random.shuffle(options.faults);
     for (let n = 0; ; n++) {
@@ -384,10 +468,14 @@ export async function runTorture(
       await sleep(next);
       await injectors[order[n % order.length]!]();
     }
+    if (settle > 0) {
+      log(`no more faults: ${settle} ms for the last ticks to settle`);
+      await sleep(settle);
+    }
 
     await Promise.all(starting); // a replacement that failed to start fails the run here
     stopRequested = true;
-    history.record({ type: 'stopping' });
+    const stopping = history.record({ type: 'stopping' });
     log('stopping the workers');
     const running = [...workers.values()].filter((w) => !w.killed && !w.retired);
     for (const worker of running) if (worker.child.connected) worker.child.send('stop');
@@ -395,6 +483,21 @@ export async function runTorture(
 
     for (const doc of await resources.find().toArray()) {
       history.record({ type: 'resource', name: doc._id, token: doc.token, count: doc.count, plain: doc.plain });
+    }
+    if (scheduleOn) {
+      // Every tick the first scheduler's clock could not have passed before the run began, plus the
+      // largest skew, up to the settling tail: fired, run and settled with every scheduler up.
+      const every = SCHEDULE.every;
+      const from = Math.ceil((runStarted.wall + options.skew + every) / every) * every;
+      const to = Math.floor((stopping.wall - settle) / every) * every;
+      history.record({ type: 'tick-window', from, to, every });
+      for (const doc of await runRecords.find({ name: SCHEDULE.name }).toArray()) {
+        const { attempt, token, outcome, owner } = doc;
+        history.record({ type: 'tick-record', tick: doc.scheduledAt.getTime(), attempt, token, outcome, owner });
+      }
+      for (const doc of await tickCounters.find().toArray()) {
+        history.record({ type: 'tick-resource', tick: doc._id, token: doc.token, count: doc.count });
+      }
     }
   } finally {
     for (const worker of workers.values()) if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
@@ -407,7 +510,7 @@ export async function runTorture(
   }
 
   // The resource's server takes no faults, so a correct lock keeps even the unfenced counter exact.
-  const report = checkHistory(readHistories(dir), { unfencedExact: true });
+  const report = checkHistory(readHistories(dir), { unfencedExact: true, retries: SCHEDULE.retries });
   const elapsed = performance.now() - started;
   fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ options, elapsed, ...summaryOf(report) }, null, 2));
   if (!options.out && report.violations.length === 0) fs.rmSync(dir, { recursive: true, force: true });
@@ -431,7 +534,8 @@ export function formatSummary(options: TortureOptions, report: CheckReport, elap
   const { stats, violations } = report;
   const failed = new Set(violations.map((v) => v.check));
   const lines = [
-    `torture: ${stats.workers} worker processes (${options.workers} at a time), ${options.names} names, ` +
+    `torture: ${stats.workers} worker processes (${options.workload}: ${options.workers} lock workers, ` +
+      `${options.schedulers} schedulers at a time), ${options.names} names, ` +
       `${ms(options.duration)} of contention, faults: ${options.faults.join(',') || 'none'}, seed ${options.seed}`,
     `operations  ${stats.operations} (${table(stats.outcomes)}); by mode: ${table(stats.modes)}`,
     `acquired    ${stats.acquisitions} holds (${table(stats.acquisitionsByName)})`,
@@ -451,6 +555,15 @@ export function formatSummary(options: TortureOptions, report: CheckReport, elap
       `locks left held by closed workers ${stats.closes.leftovers}`,
     `margins     closest local end before server expiry ${Math.round(stats.closestEndBeforeExpiry)} ms; ` +
       `closest handover ${stats.closestHandover.toFixed(1)} ms`,
+    ...(stats.schedule.runs > 0 || stats.schedule.ticks > 0
+      ? [
+          `schedule    ${stats.schedule.ticks} ticks recorded (${table(stats.schedule.outcomes)}), ${stats.schedule.window} in the checked window; ` +
+            `${stats.schedule.runs} runs, ${stats.schedule.retries} retries; runs ended: ${table(stats.schedule.runEnds)}`,
+          `            skipped: ${table(stats.schedule.skipped)}; leases lost: ${table(stats.schedule.lost)}; ` +
+            `counter writes ${stats.schedule.writes.accepted} accepted, ${stats.schedule.writes.rejected} rejected, ` +
+            `${stats.schedule.writes.unknown} unknown; job errors ${stats.schedule.errors}`,
+        ]
+      : []),
     `checks      ${CHECKS.map((check) => `${check} ${failed.has(check) ? 'FAILED' : 'ok'}`).join(', ')}`,
     ...violations.slice(0, 20).map((v) => `  ${v.check}: ${v.message}`),
     ...(violations.length > 20 ? [`  ... and ${violations.length - 20} more`] : []),
