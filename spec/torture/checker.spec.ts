@@ -304,3 +304,176 @@ test('close: a lock a closed worker left held may outlive the stall by its ttl, 
   expect(report.stats.closes.leftovers).toBe(1);
   expect(failed(leftover(3500).events)).toEqual(['close']);
 });
+
+// The scheduling workload: ticks (scheduledAt, ms) one second apart; runs at monotonic times.
+const [A, B, C, D] = [10_000, 11_000, 12_000, 13_000];
+
+/** A run of `tick` by `worker` from `from` to `to`: its write (accepted) if it returns, then its done event. */
+function tickRun(
+  run: ReturnType<typeof history>,
+  worker: string,
+  tick: number,
+  attempt: number,
+  token: number,
+  from: number,
+  to: number | undefined,
+  how: 'returned' | 'threw' | 'aborted' = 'returned',
+) {
+  run.at(worker, from, { type: 'tick-run', tick, attempt, token, expiresAt: from + OFFSET + 3000, ttl: 3000 });
+  if (to === undefined) return run;
+  if (how === 'returned') {
+    run.at(worker, to - 2, { type: 'tick-write', tick, token, phase: 'begin' });
+    run.at(worker, to - 1, { type: 'tick-write', tick, token, phase: 'ok' });
+  }
+  run.at(worker, to, { type: 'tick-end', tick, attempt, token, how });
+  if (how === 'returned') run.at(worker, to + 1, { type: 'tick-done', tick, attempt, token });
+  else run.at(worker, to + 1, { type: 'tick-failed', tick, attempt, token, reason: 'injected failure' });
+  return run;
+}
+
+const tickRecord = (tick: number, attempt: number, token: number, outcome: string) =>
+  ({ type: 'tick-record', tick, attempt, token, outcome, owner: 's1' }) as const;
+
+/**
+ * A: done at once. B: failed, retried elsewhere, done. C: its runner killed, the retry failed.
+ * D: missed. With `change`, to spoil one part of it before the records and counters are added.
+ */
+function cleanSchedule(change: (run: ReturnType<typeof history>) => void = () => {}) {
+  const run = history().worker('s1').worker('s2');
+  run.at('orchestrator', 1, { type: 'spawn', worker: 's3', pid: 3 });
+  tickRun(run, 's1', A, 1, 5, 1000, 1500);
+  tickRun(run, 's1', B, 1, 6, 1100, 1300, 'threw');
+  tickRun(run, 's2', B, 2, 7, 1400, 1600);
+  tickRun(run, 's3', C, 1, 8, 1700, undefined);
+  run.at('orchestrator', 1800, { type: 'kill', worker: 's3', pid: 3 });
+  tickRun(run, 's1', C, 2, 9, 4900, 5000, 'threw');
+  run.at('s2', 6000, { type: 'tick-skipped', tick: D, reason: 'missed' });
+  change(run);
+  run.at('orchestrator', 99_500, { type: 'tick-window', from: A, to: D, every: 1000 });
+  run.at('orchestrator', 99_501, tickRecord(A, 1, 5, 'done'));
+  run.at('orchestrator', 99_502, tickRecord(B, 2, 7, 'done'));
+  run.at('orchestrator', 99_503, tickRecord(C, 2, 9, 'failed'));
+  run.at('orchestrator', 99_504, tickRecord(D, 0, 0, 'missed'));
+  run.at('orchestrator', 99_505, { type: 'tick-resource', tick: A, token: 5, count: 1 });
+  run.at('orchestrator', 99_506, { type: 'tick-resource', tick: B, token: 7, count: 1 });
+  return run;
+}
+
+/** Replaces the orchestrator's final event of `type` about `tick` by `body`. */
+function replaceFinal(run: ReturnType<typeof history>, type: string, tick: number, body: EventBody) {
+  const i = run.events.findIndex((e) => e.type === type && 'tick' in e && e.tick === tick);
+  const old = run.events[i]!;
+  run.events[i] = { src: old.src, seq: old.seq, mono: old.mono, wall: old.wall, ...body };
+  return run;
+}
+
+test('schedule: a clean history passes every check, and the summary counts runs, retries and outcomes', () => {
+  const report = checkHistory(cleanSchedule().events, strict);
+  expect(report.violations).toEqual([]);
+  expect(report.stats.schedule).toMatchObject({
+    ticks: 4,
+    window: 4,
+    runs: 5,
+    retries: 2,
+    outcomes: { done: 2, failed: 1, missed: 1 },
+    runEnds: { returned: 2, threw: 2, killed: 1 },
+    skipped: { missed: 1 },
+    writes: { accepted: 2, rejected: 0, unknown: 0 },
+  });
+});
+
+test('tick-once: a tick completed twice, or run again after it was done', () => {
+  const twice = cleanSchedule((run) => run.at('s2', 2000, { type: 'tick-done', tick: A, attempt: 1, token: 5 }));
+  expect(failed(twice.events)).toEqual(['tick-once']);
+  const again = cleanSchedule((run) => tickRun(run, 's2', A, 2, 12, 3000, 3100, 'aborted'));
+  expect(failed(again.events)).toEqual(['tick-once']);
+  // The record says failed, yet a run reported it done.
+  const disowned = replaceFinal(cleanSchedule(), 'tick-record', B, tickRecord(B, 2, 7, 'failed'));
+  expect(failed(disowned.events)).toContain('tick-once');
+});
+
+test('tick-overlap: a retry that begins before the previous attempt ended', () => {
+  const run = history().worker('s1').worker('s2');
+  tickRun(run, 's1', B, 1, 6, 1100, 1300, 'threw');
+  tickRun(run, 's2', B, 2, 7, 1250, 1600);
+  run.at('orchestrator', 99_000, { type: 'tick-resource', tick: B, token: 7, count: 1 });
+  expect(failed(run.events)).toEqual(['tick-overlap']);
+  // A runner killed mid-run counts as running until its kill; one frozen, until its freeze.
+  const killed = history().worker('s2');
+  killed.at('orchestrator', 1, { type: 'spawn', worker: 's1', pid: 3 });
+  tickRun(killed, 's1', B, 1, 6, 1100, undefined);
+  killed.at('orchestrator', 1800, { type: 'kill', worker: 's1', pid: 3 });
+  tickRun(killed, 's2', B, 2, 7, 1700, 1900);
+  killed.at('orchestrator', 99_000, { type: 'tick-resource', tick: B, token: 7, count: 1 });
+  expect(failed(killed.events)).toEqual(['tick-overlap']);
+  const frozen = history().worker('s1').worker('s2');
+  tickRun(frozen, 's1', B, 1, 6, 1100, 5000, 'aborted');
+  frozen.at('s1', 1200, { type: 'tick-freeze', tick: B, token: 6, ms: 4000 });
+  tickRun(frozen, 's2', B, 2, 7, 4500, 4700);
+  frozen.at('orchestrator', 99_000, { type: 'tick-resource', tick: B, token: 7, count: 1 });
+  expect(failed(frozen.events)).toEqual([]);
+});
+
+test('tick-tokens: a later attempt with a token or an attempt number that is not larger', () => {
+  const token = history().worker('s1').worker('s2');
+  tickRun(token, 's1', B, 1, 6, 1100, 1300, 'threw');
+  tickRun(token, 's2', B, 2, 6, 1400, 1600);
+  token.at('orchestrator', 99_000, { type: 'tick-resource', tick: B, token: 6, count: 1 });
+  expect(failed(token.events)).toEqual(['tick-tokens']);
+  const attempt = history().worker('s1').worker('s2');
+  tickRun(attempt, 's1', B, 1, 6, 1100, 1300, 'threw');
+  tickRun(attempt, 's2', B, 1, 7, 1400, 1600);
+  attempt.at('orchestrator', 99_000, { type: 'tick-resource', tick: B, token: 7, count: 1 });
+  expect(failed(attempt.events)).toEqual(['tick-tokens']);
+});
+
+test("tick-fenced: a counter that does not match the accepted writes, or not the done run's token", () => {
+  const extra = replaceFinal(cleanSchedule(), 'tick-resource', A, {
+    type: 'tick-resource',
+    tick: A,
+    token: 5,
+    count: 2,
+  });
+  expect(failed(extra.events)).toEqual(['tick-fenced']);
+  const missing = replaceFinal(cleanSchedule(), 'tick-resource', A, {
+    type: 'tick-resource',
+    tick: A,
+    token: 5,
+    count: 0,
+  });
+  expect(failed(missing.events)).toEqual(['tick-fenced']);
+  // B's first attempt wrote too (token 6): a counter left at 6 was not written last by the done run.
+  const stale = cleanSchedule((run) => {
+    run.at('s1', 1290, { type: 'tick-write', tick: B, token: 6, phase: 'begin' });
+    run.at('s1', 1291, { type: 'tick-write', tick: B, token: 6, phase: 'ok' });
+  });
+  replaceFinal(stale, 'tick-resource', B, { type: 'tick-resource', tick: B, token: 6, count: 2 });
+  expect(failed(stale.events)).toEqual(['tick-fenced']);
+  // A write whose outcome is unknown may or may not have landed.
+  const unknown = cleanSchedule((run) => run.at('s1', 4950, { type: 'tick-write', tick: C, token: 9, phase: 'begin' }));
+  expect(failed(unknown.events)).toEqual([]);
+});
+
+test('tick-accounted: a tick of the window without a record, unsettled, or settled against the policy', () => {
+  const gone = cleanSchedule();
+  gone.events.splice(
+    gone.events.findIndex((e) => e.type === 'tick-record' && e.tick === D),
+    1,
+  );
+  expect(failed(gone.events)).toEqual(['tick-accounted']);
+  const running = replaceFinal(cleanSchedule(), 'tick-record', C, tickRecord(C, 2, 9, 'running'));
+  expect(failed(running.events)).toEqual(['tick-accounted']);
+  const early = replaceFinal(cleanSchedule(), 'tick-record', C, tickRecord(C, 1, 8, 'lost'));
+  expect(failed(early.events)).toEqual(['tick-accounted']);
+  const ranButMissed = replaceFinal(cleanSchedule(), 'tick-record', C, tickRecord(C, 0, 0, 'missed'));
+  expect(failed(ranButMissed.events)).toEqual(['tick-accounted']);
+  const doneByNobody = replaceFinal(cleanSchedule(), 'tick-record', C, tickRecord(C, 2, 9, 'done'));
+  expect(failed(doneByNobody.events)).toContain('tick-accounted');
+  // With retries 0 a first attempt may end failed, but not a second.
+  expect(failed(cleanSchedule().events, { ...strict, retries: 0 })).toEqual(['tick-accounted']);
+});
+
+test('liveness: a run that never ended, its worker alive', () => {
+  const run = cleanSchedule((r) => tickRun(r, 's2', D, 1, 20, 7000, undefined));
+  expect(failed(run.events)).toEqual(expect.arrayContaining(['liveness', 'tick-accounted']));
+});
