@@ -20,6 +20,12 @@ export const LockErrorCode = Object.freeze({
   /** MongoDB rejected a command (for example an invalid collection name). */
   Database: 'database',
   /**
+   * The server's clock, which judges every expiry, jumped against this process's clock (a step of
+   * the server's clock, or a failover to a member whose clock differs): reported on the `error`
+   * event; held leases already follow the server's new view from that read on.
+   */
+  Clock: 'clock',
+  /**
    * A bad argument: carried by the `TypeError` or `RangeError` thrown before anything is sent,
    * whose `argument` names what was wrong (`'options.ttl'`) and `option` the key (`'ttl'`).
    */

@@ -387,10 +387,12 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
 
   /** Everything close() waits for: the releases, the acquisitions in flight and their give-backs, the signals. */
   async #drain(): Promise<'done'> {
-    const releases = [...this.#held].map((lease) => lease.closeRelease());
+    // Settled (never rejected) at once: a release failing while we wait for the tick must not
+    // become an unhandled rejection.
+    const releases = Promise.allSettled([...this.#held].map((lease) => lease.closeRelease()));
     this.#watchdog.stop();
     await this.#watchdog.idle(); // a tick in flight sends its last command before close() resolves
-    for (const result of await Promise.allSettled(releases)) {
+    for (const result of await releases) {
       if (result.status === 'rejected') this.#report(result.reason);
     }
     // Acquisitions that land now give back what they got, and releases signal waiters elsewhere:

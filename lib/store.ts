@@ -67,6 +67,13 @@ export interface HoldState {
   /** Milliseconds the hold has left by the server's clock (0 or less: expired). */
   readonly remaining: number;
   readonly expiresAt: Date;
+  /** The server's `$$NOW` when it answered, if the answer carried it. */
+  readonly now?: Date;
+  /**
+   * False when the read could not use read concern `majority` (a set where it is off): it may
+   * show a renewal that was never acknowledged, so the holder's deadline must not rest on it.
+   */
+  readonly confirmed?: boolean;
 }
 
 /** One held lease, as the batch commands need it. */

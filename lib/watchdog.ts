@@ -1,6 +1,6 @@
 import type { LeaseTiming } from './options.js';
 import type { HoldKey, HoldState } from './store.js';
-import type { LostReason } from './errors.js';
+import { LockError, LockErrorCode, type LostReason } from './errors.js';
 import { realClock, type Clock } from './clock.js';
 
 export type { Clock } from './clock.js';
@@ -46,6 +46,8 @@ export class Watchdog {
   #deadlineTimer: unknown;
   #deadlineAt = Infinity;
   #stopped = false;
+  /** The last server-minus-local clock offset seen, and how uncertain it was (half a round trip). */
+  #clockSample: { offset: number; uncertainty: number } | undefined;
   /** Completed ticks (for tests and the benchmark). */
   ticks = 0;
 
@@ -126,17 +128,23 @@ export class Watchdog {
       // timer ends the others on time, however long this takes); at least one interval.
       const timeout = Math.max(this.#shortestInterval(), this.#latestDeadline() - started);
       const renewable = holds.filter((h) => h.timing.heartbeat !== false);
+      const renewSent = this.#clock.now();
+      let renewed = false;
       if (renewable.length > 0) {
-        await this.#store.renew(renewable, timeout).catch((error: unknown) => {
-          failed = true;
-          this.#onError(error);
-        });
+        await this.#store.renew(renewable, timeout).then(
+          () => (renewed = true),
+          (error: unknown) => {
+            failed = true;
+            this.#onError(error);
+          },
+        );
       }
       const readSent = this.#clock.now();
       const states = await this.#store.read(
         holds.map((h) => h.name),
         timeout,
       );
+      this.#sampleServerClock(states, readSent, this.#clock.now(), holds);
       for (const hold of holds) {
         if (!this.#holds.has(hold)) continue; // released or lost while the tick was out
         const state = states.get(hold.name);
@@ -155,7 +163,17 @@ export class Watchdog {
           continue;
         }
         // The server said, at some moment after readSent, that the hold has `remaining` ms left.
-        hold.deadline = readSent + state.remaining - hold.timing.margin;
+        let deadline = readSent + state.remaining - hold.timing.margin;
+        if (state.confirmed === false) {
+          // Not a majority read: what it shows may not survive a failover. Rest the deadline only on
+          // this tick's acknowledged (majority) renewal, sent at renewSent, or keep the old one.
+          const acknowledged = renewed && hold.timing.heartbeat !== false;
+          deadline = Math.min(
+            deadline,
+            acknowledged ? renewSent + hold.timing.ttl - hold.timing.margin : hold.deadline,
+          );
+        }
+        hold.deadline = deadline;
         hold.expiresAt = state.expiresAt;
       }
     } catch (error) {
@@ -168,6 +186,39 @@ export class Watchdog {
       const interval = this.#shortestInterval();
       // After a failure, try again sooner: the deadline still bounds what a lost lease can do.
       this.#scheduleTick(failed ? this.#clock.now() + interval / 2 : started + interval);
+    }
+  }
+
+  /**
+   * Tracks the offset between the server's clock (the judge of every expiry) and this process's
+   * monotonic clock, from the `$$NOW` a read carries. A jump larger than half the smallest margin
+   * (beyond what the round trip can explain) means the judge's clock moved: a clock stepped on the
+   * server, or a failover to a member whose clock differs. Held leases already follow the server's
+   * new view from this read on; the jump is reported, since it ate into (or past) the margin.
+   */
+  #sampleServerClock(
+    states: Map<string, HoldState>,
+    sent: number,
+    received: number,
+    holds: readonly WatchedHold[],
+  ): void {
+    let now: Date | undefined;
+    for (const state of states.values()) if (state.now) now = state.now;
+    if (!now || holds.length === 0) return;
+    const sample = { offset: now.getTime() - (sent + received) / 2, uncertainty: (received - sent) / 2 };
+    const previous = this.#clockSample;
+    this.#clockSample = sample;
+    if (!previous) return;
+    const jump = sample.offset - previous.offset;
+    const margin = Math.min(...holds.map((h) => h.timing.margin));
+    const noise = sample.uncertainty + previous.uncertainty;
+    if (Math.abs(jump) - noise > margin / 2) {
+      this.#onError(
+        new LockError(
+          LockErrorCode.Clock,
+          `the server's clock jumped ${jump > 0 ? 'ahead' : 'back'} by about ${Math.round(Math.abs(jump))} ms against this process's (a stepped clock, or a failover to a member whose clock differs); the safety margin is ${Math.round(margin)} ms: keep the clocks of every member that can become primary within the margin of each other`,
+        ),
+      );
     }
   }
 

@@ -199,3 +199,43 @@ test('stop() clears every timer and is safe to call twice', async () => {
   await clock.advance(5000);
   expect(store.reads).toHaveLength(0);
 });
+
+test("a jump of the server's clock beyond half the margin is reported (code clock); steady reads are not", async () => {
+  const { clock, store, errors, watchdog } = setup();
+  const h = hold('a', timing(100), 250); // margin 30 ms
+  watchdog.add(h);
+  let serverTime = 1_000_000;
+  const answer = () =>
+    store.states.set('a', {
+      leaseId: h.leaseId,
+      remaining: 300,
+      expiresAt: new Date(0),
+      now: new Date(serverTime + clock.now()),
+    });
+  answer();
+  await clock.advance(100);
+  answer();
+  await clock.advance(100);
+  expect(errors).toEqual([]); // the server's clock runs with ours: no jump
+  serverTime += 500; // stepped forward half a second
+  answer();
+  await clock.advance(100);
+  expect(errors).toHaveLength(1);
+  expect(errors[0]).toMatchObject({ code: 'clock', message: expect.stringMatching(/jumped ahead by about 500 ms/) });
+  watchdog.stop();
+});
+
+test('a read that could not be majority rests the deadline only on an acknowledged renewal', async () => {
+  const { clock, store, watchdog } = setup();
+  const h = hold('a', timing(100), 250); // ttl 300, margin 30
+  watchdog.add(h);
+  // The read shows far more time left than the renewal just acknowledged can vouch for.
+  store.states.set('a', { leaseId: h.leaseId, remaining: 10_000, expiresAt: new Date(0), confirmed: false });
+  await clock.advance(100);
+  expect(h.deadline).toBe(100 + 300 - 30); // renewal sent at 100, ttl 300, margin 30
+  // The renewal fails: the deadline is not extended by what the read shows.
+  store.renewError = new Error('no majority');
+  await clock.advance(100);
+  expect(h.deadline).toBe(370);
+  watchdog.stop();
+});
