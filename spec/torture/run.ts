@@ -51,9 +51,9 @@ export type Workload = (typeof WORKLOADS)[number];
 /** The scheduling workload's schedule: every second, one retry, a lease of 3 s. */
 export const SCHEDULE = { name: 'tick', pattern: '*/1 * * * * *', every: 1000, ttl: 3000, retries: 1 } as const;
 /**
- * With the scheduling workload, faults stop this long before the workers are told to stop, and the
- * ticks of that tail are not checked for being accounted for: a tick fired during the last fault
- * gets this long to be settled (skew, then a dead runner's ttl, a waiter's retry and its run).
+ * With the scheduling workload, the workers run this much longer than `--duration`, without faults,
+ * and the ticks of that tail are not checked for being accounted for: a tick fired during the last
+ * fault gets this long to be settled (skew, then a dead runner's ttl, a waiter's retry and its run).
  */
 const SCHEDULE_SETTLE = 9000;
 
@@ -83,6 +83,8 @@ workload: locks     --workers processes contend for --names locks (the default)
           schedule  --schedulers processes, clocks up to --skew apart, run "${SCHEDULE.pattern}"
                     (retries ${SCHEDULE.retries}, ttl ${SCHEDULE.ttl} ms); each tick's run bumps a fenced counter
           both      the two side by side
+          with a schedule, the workers run ${SCHEDULE_SETTLE / 1000} s more after --duration, without faults, for
+          the last ticks to settle
 
 faults: kill     SIGKILL a worker that holds a lock (a replacement starts)
         pause    SIGSTOP the lock server for 0.5-6 s, then SIGCONT
@@ -454,8 +456,8 @@ export async function runTorture(
         .filter(Boolean)
         .join(' and ') + ` running for ${ms(options.duration)}`,
     );
-    const settle = scheduleOn ? Math.min(SCHEDULE_SETTLE, options.duration / 2) : 0;
-    const end = performance.now() + options.duration - settle;
+    const settle = scheduleOn ? SCHEDULE_SETTLE : 0;
+    const end = performance.now() + options.duration;
     // Faults come round-robin in a shuffled order, so a short run still gets each kind.
     const order = random.shuffle(options.faults);
     for (let n = 0; ; n++) {
