@@ -79,11 +79,12 @@ export function rawLockCommands(connection: Connection, collection: string, owne
   const locks = connection.db!.collection<LockDocument>(collection, COLLECTION);
   return {
     acquire(name: string, leaseId: string) {
-      const { filter, update, options } = acquireCommand({ name, leaseId, owner, ttl: 60_000 });
+      // maxTimeMS: the manager's default commandTimeout, which bounds each command on the server too.
+      const { filter, update, options } = acquireCommand({ name, leaseId, owner, ttl: 60_000, maxTimeMS: 10_000 });
       return locks.findOneAndUpdate(filter, update, options);
     },
     release(name: string, leaseId: string) {
-      const { filter, update, options } = releaseCommand(name, leaseId);
+      const { filter, update, options } = releaseCommand(name, leaseId, false, 10_000);
       return locks.findOneAndUpdate(filter, update, options);
     },
   };

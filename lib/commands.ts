@@ -73,7 +73,7 @@ export const endedHold = {
  * a failover). Set on the collection, not inherited from the connection: a `w: 1` connection would
  * otherwise let an acknowledged acquisition vanish and the lock be handed out twice.
  */
-const DURABLE = { writeConcern: { w: 'majority', j: true } } as const;
+export const DURABLE = { writeConcern: { w: 'majority', j: true } } as const;
 
 /**
  * The write concern of the writes whose loss is harmless: releases (the holder's, a forced one, a
@@ -107,6 +107,20 @@ export interface AcquireRequest {
   readonly waiting?: boolean;
   /** History is on: stash the hold this one takes over as `previous`, and answer with it. */
   readonly history?: boolean;
+  /**
+   * The server gives up on the command after this many ms (`maxTimeMS`, and `wtimeoutMS` for the
+   * majority acknowledgement), so that it abandons what the client gave up on.
+   */
+  readonly maxTimeMS?: number;
+}
+
+/** The server-side bound of a command: its time limit, and how long its write concern may wait. */
+export function serverBound(maxTimeMS: number | undefined, writeConcern: { readonly w: number | 'majority' }) {
+  if (maxTimeMS === undefined) return {};
+  // Whole milliseconds, as the server takes them, and never 0 (which means "no limit").
+  const ms = Math.min(2 ** 31 - 1, Math.max(1, Math.ceil(maxTimeMS)));
+  const wait = writeConcern.w === 'majority' ? { writeConcern: { ...writeConcern, wtimeoutMS: ms } } : {};
+  return { maxTimeMS: ms, ...wait };
 }
 
 /**
@@ -130,7 +144,7 @@ export interface AcquireRequest {
  * `'$$NOW'` or `'$token'` is stored as written, never evaluated.
  */
 export function acquireCommand(request: AcquireRequest) {
-  const { name, leaseId, owner, ttl, force = false, waiting = false, history = false } = request;
+  const { name, leaseId, owner, ttl, force = false, waiting = false, history = false, maxTimeMS } = request;
   const id = { $literal: leaseId };
   const ours = { $eq: ['$leaseId', id] };
   /** A field of the hold that a retried attempt finds already its own keeps its value. */
@@ -164,7 +178,12 @@ export function acquireCommand(request: AcquireRequest) {
     remaining: remainingMs,
   };
   if (history) projection.previous = 1;
-  const options = { upsert: true, returnDocument: 'after', projection } as const;
+  const options = {
+    upsert: true,
+    returnDocument: 'after',
+    projection,
+    ...serverBound(maxTimeMS, DURABLE.writeConcern),
+  } as const;
   return { filter: { _id: name }, update, options };
 }
 
@@ -173,10 +192,15 @@ export function acquireCommand(request: AcquireRequest) {
  * it was: whether the hold was still live, whether anyone waited, and, with `history`, what its
  * record needs. Not durable ({@link RELAXED}).
  */
-export function releaseCommand(name: string, leaseId: string, history = false) {
+export function releaseCommand(name: string, leaseId: string, history = false, maxTimeMS?: number) {
   const live = { $gt: ['$expiresAt', '$$NOW'] };
   const projection = history ? { ...holdProjection, live, contended: 1 } : { _id: 0, live, contended: 1 };
-  const options = { returnDocument: 'before', projection, ...RELAXED } as const;
+  const options = {
+    returnDocument: 'before',
+    projection,
+    ...RELAXED,
+    ...serverBound(maxTimeMS, RELAXED.writeConcern),
+  } as const;
   return { filter: { _id: name, leaseId }, update: [{ $set: freeIt }], options };
 }
 
@@ -207,7 +231,11 @@ export function readCommand(names: readonly string[]) {
   return {
     filter: { _id: { $in: [...names] } },
     // One more than can match, so that the first batch also closes the cursor (no getMore).
-    options: { projection: { leaseId: 1, expiresAt: 1, remaining: remainingMs }, batchSize: names.length + 1 },
+    // `now`: the server's clock, the judge of the expiry, which the watchdog follows for jumps.
+    options: {
+      projection: { leaseId: 1, expiresAt: 1, remaining: remainingMs, now: '$$NOW' },
+      batchSize: names.length + 1,
+    },
   };
 }
 

@@ -8,9 +8,12 @@ export const MONGODB_CODES = Object.freeze({
   NamespaceNotFound: 26,
   IndexNotFound: 27,
   NamespaceExists: 48,
+  MaxTimeMSExpired: 50,
+  WriteConcernTimeout: 64,
   NetworkTimeout: 89,
   ShutdownInProgress: 91,
   ReadConcernMajorityNotAvailableYet: 134,
+  ReadConcernMajorityNotEnabled: 148,
   PrimarySteppedDown: 189,
   ExceededTimeLimit: 262,
   SocketException: 9001,
@@ -54,11 +57,20 @@ export function serverCode(error: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
+/**
+ * The server gave up on the command within its own bounds (`maxTimeMS`, or a write concern that
+ * was not acknowledged within `wtimeoutMS`): the outcome is unknown, like a client-side timeout.
+ */
+const SERVER_TIMEOUTS: ReadonlySet<number> = new Set([
+  MONGODB_CODES.MaxTimeMSExpired,
+  MONGODB_CODES.WriteConcernTimeout,
+]);
+
 function isTransient(error: unknown): boolean {
   const e = error as { name?: unknown; hasErrorLabel?: (label: string) => boolean } | null;
   if (typeof e?.name === 'string' && TRANSIENT.test(e.name)) return true;
   const code = serverCode(error);
-  if (code !== undefined && RETRYABLE_CODES.has(code)) return true;
+  if (code !== undefined && (RETRYABLE_CODES.has(code) || SERVER_TIMEOUTS.has(code))) return true;
   return typeof e?.hasErrorLabel === 'function' && e.hasErrorLabel('RetryableWriteError');
 }
 

@@ -1,6 +1,7 @@
 import mongoose, { type Connection, type mongo } from 'mongoose';
 import {
   COLLECTION,
+  DURABLE,
   acquireCommand,
   forceReleaseCommand,
   infoProjection,
@@ -8,6 +9,7 @@ import {
   readCommand,
   releaseCommand,
   renewCommand,
+  serverBound,
   staleCommand,
   sweepCommand,
   type AcquireRequest,
@@ -47,17 +49,20 @@ export interface ReleaseResult {
 
 /** What the acquire command answers (its projection). */
 interface AcquireAnswer {
-  mine: boolean;
+  /** Missing when a retry was answered from the stored document (which then has `leaseId`). */
+  mine?: boolean;
+  leaseId?: string | null;
   token: number;
   owner: string;
   expiresAt: Date;
-  remaining: number;
+  remaining?: number;
   previous?: EndedHold;
 }
 
 /** What the release command answers of the hold as it was (with history on, also a {@link HoldRead}). */
 interface ReleaseAnswer {
-  live: boolean;
+  /** Missing when a retry was answered from the stored document. */
+  live?: boolean;
   contended?: boolean;
 }
 
@@ -131,6 +136,9 @@ export class LockStore {
   #cached: { db: mongo.Db; collection: mongo.Collection<LockDocument> } | undefined;
 
   readonly #history: HistoryLog;
+  readonly #report: (error: unknown) => void;
+  /** False once the deployment refused a majority read (see read()). */
+  #majorityReads = true;
   /** History is on: acquisitions stash the hold they take over, releases read what its record needs. */
   readonly #recording: boolean;
 
@@ -139,6 +147,7 @@ export class LockStore {
     this.#collectionName = collection;
     this.#timeout = commandTimeout;
     this.#history = new HistoryLog(this, options);
+    this.#report = options.report ?? (() => {});
     this.#recording = options.history !== undefined;
   }
 
@@ -209,7 +218,8 @@ export class LockStore {
     const { name } = request;
     const what = `acquire("${name}")`;
     const history = this.#recording;
-    const { filter, update, options } = acquireCommand(history ? { ...request, history } : request);
+    const bounded = { ...request, maxTimeMS: this.#timeout };
+    const { filter, update, options } = acquireCommand(history ? { ...bounded, history } : bounded);
     const command = async (collection: mongo.Collection<LockDocument>): Promise<AcquireResult> => {
       let doc;
       try {
@@ -222,14 +232,21 @@ export class LockStore {
         throw error;
       }
       if (!doc) throw new LockError(LockErrorCode.Database, `${what}: the server returned no document`);
+      // A retried findAndModify (replica sets) is answered from the stored document, without the
+      // projection's computed fields (SERVER-31242): then "mine" comes from the stored lease id, and
+      // a grant has a whole ttl left (expiresAt is the grant's $$NOW + ttl); a busy answer's time
+      // left is unknown (the wait keeps to its poll).
+      const acquired = typeof doc.mine === 'boolean' ? doc.mine : doc.leaseId === request.leaseId;
+      const remaining =
+        typeof doc.remaining === 'number' ? doc.remaining : acquired ? request.ttl : Number.POSITIVE_INFINITY;
       const result = {
-        acquired: doc.mine,
+        acquired,
         token: Number(doc.token),
         owner: doc.owner,
         expiresAt: doc.expiresAt,
-        remaining: Number(doc.remaining),
+        remaining: Number(remaining),
       };
-      return doc.mine && doc.previous ? { ...result, took: { name, ...doc.previous } } : result;
+      return acquired && doc.previous ? { ...result, took: { name, ...doc.previous } } : result;
     };
     if (!history) return this.run(what, command, late && { late });
     const record = (result: AcquireResult) => {
@@ -254,21 +271,24 @@ export class LockStore {
   async release(name: string, leaseId: string, timeout?: number, lapsed = false): Promise<ReleaseResult> {
     const what = `release("${name}")`;
     const history = this.#recording;
-    const { filter, update, options } = releaseCommand(name, leaseId, history);
+    const { filter, update, options } = releaseCommand(name, leaseId, history, timeout ?? this.#timeout);
     const send = (c: mongo.Collection<LockDocument>) =>
       c.findOneAndUpdate(filter, update, options) as Promise<ReleaseAnswer | null>;
     // The hold ended: record it, also if the answer comes too late for the caller.
     const record = (before: ReleaseAnswer | null) =>
       before
         ? this.#history.record([
-            ended(name, before as ReleaseAnswer & HoldRead, lapsed || !before.live ? 'expired' : 'released'),
+            ended(name, before as ReleaseAnswer & HoldRead, lapsed || before.live === false ? 'expired' : 'released'),
           ])
         : undefined;
     const before = history
       ? await this.run(what, send, { timeout, late: (answer) => void record(answer) })
       : await this.run(what, send, timeout === undefined ? undefined : { timeout });
     if (history) await record(before);
-    if (before) return { outcome: before.live ? 'released' : 'expired', contended: before.contended === true };
+    // A retried release is answered from the stored document, without `live` (SERVER-31242): it
+    // matched our lease id, so it was ours; call it released rather than report a loss it was not.
+    if (before)
+      return { outcome: before.live === false ? 'expired' : 'released', contended: before.contended === true };
     // Not ours any more: one more read (only on this rare path) tells "taken" from "freed".
     const now = await this.run(what, (c) =>
       c.findOne({ _id: name }, { projection: { _id: 0, leaseId: 1, live: heldNow } }),
@@ -306,7 +326,7 @@ export class LockStore {
         Promise.all(
           groups.map((group) => {
             const { filter, update } = renewCommand(group);
-            return collection.updateMany(filter, update);
+            return collection.updateMany(filter, update, serverBound(timeout, DURABLE.writeConcern));
           }),
         ),
       { timeout },
@@ -319,24 +339,55 @@ export class LockStore {
       names.map((name) => ({ name })),
       (n) => Buffer.byteLength(n.name) + 16,
     );
-    const found = await this.run(
-      'read',
-      (collection) =>
-        Promise.all(
-          groups.map((group) => {
-            const { filter, options } = readCommand(group.map((n) => n.name));
-            return collection.find(filter, options).toArray();
-          }),
+    const majority = this.#majorityReads;
+    const send = () =>
+      this.run(
+        'read',
+        (collection) =>
+          Promise.all(
+            groups.map((group) => {
+              const { filter, options } = readCommand(group.map((n) => n.name));
+              const local = this.#majorityReads ? {} : { readConcern: { level: 'local' as const } };
+              return collection.find(filter, { ...options, ...local, ...serverBound(timeout, { w: 1 }) }).toArray();
+            }),
+          ),
+        { timeout },
+      );
+    let found;
+    try {
+      found = await send();
+    } catch (error) {
+      // A set that has majority reads turned off (MongoDB 4.4 PSA with enableMajorityReadConcern:
+      // false) refuses them: read `local` from now on, and say so once. The watchdog then rests
+      // deadlines only on renewals that were acknowledged by a majority (HoldState.confirmed).
+      if (!majority || serverCode((error as { cause?: unknown }).cause) !== MONGODB_CODES.ReadConcernMajorityNotEnabled)
+        throw error;
+      this.#majorityReads = false;
+      this.#report(
+        new LockError(
+          LockErrorCode.Database,
+          'majority reads are turned off on this deployment: the watchdog reads `local`, and a lease lasts only as long as its last acknowledged renewal allows',
+          { cause: error },
         ),
-      { timeout },
-    );
+      );
+      found = await send();
+    }
+    const confirmed = this.#majorityReads;
     const states = new Map<string, HoldState>();
     for (const doc of found.flat()) {
-      const state = doc as unknown as { _id: string; leaseId: string | null; expiresAt: Date; remaining: number };
+      const state = doc as unknown as {
+        _id: string;
+        leaseId: string | null;
+        expiresAt: Date;
+        remaining: number;
+        now?: Date;
+      };
       states.set(state._id, {
         leaseId: state.leaseId ?? null,
         expiresAt: state.expiresAt,
         remaining: Number(state.remaining),
+        ...(state.now instanceof Date && { now: state.now }),
+        confirmed,
       });
     }
     return states;

@@ -2,6 +2,7 @@
 import { LockManager, LockStateError } from '../../lib/index';
 import { lockFixture } from '../helpers/locks';
 import { testUri } from '../helpers/mongo';
+import { waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '30s' });
 
@@ -160,6 +161,8 @@ test('inspect and list describe locks as stored, judging `held` by the server cl
   const short = await manager.acquire('two', { ttl: 300, heartbeat: false });
   await new Promise((resolve) => short.once('timeout', resolve));
   await lease.release();
+  // The lapsed hold is given back in the background (or ends on the server a margin later).
+  await waitFor(async () => (await manager.inspect('two'))?.held === false, { what: '"two" free on the server' });
   const listed = await manager.list();
   expect(listed.map((l) => [l.name, l.held])).toEqual([
     ['one', false],
@@ -197,5 +200,6 @@ test('acquisitions ask for journaled majority writes, releases for w: 1, whateve
   const manager = await locks.manager({ connection });
   await (await manager.acquire('majority')).release();
   // A lost release only keeps the lock to its ttl (docs/guarantees.md, "Acknowledged means durable").
-  expect(concerns).toEqual([{ w: 'majority', j: true }, { w: 1 }]);
+  // wtimeout: the server gives up on the majority acknowledgement when the client would (commandTimeout).
+  expect(concerns).toEqual([{ w: 'majority', j: true, wtimeout: 10_000 }, { w: 1 }]);
 });
