@@ -5,7 +5,7 @@ import { parseDuration, type Duration } from './duration.js';
 import { LeaseLostError, LockError, LockErrorCode, LockTimeoutError, invalidType, outOfRange } from './errors.js';
 import type { HeldLease } from './lease.js';
 import type { LockManager } from './manager.js';
-import { MONGODB_CODES, serverCode, toLockError } from './mongo-errors.js';
+import { MONGODB_CODES, isClosedConnection, isConnectionError, serverCode, toLockError } from './mongo-errors.js';
 import { checkObject } from './options.js';
 import { bounded } from './timeout.js';
 
@@ -393,6 +393,12 @@ export async function runTick<T>(
       }
       if (!(await store.claim(tick, record, { ...decision, token, owner: manager.owner, retain: policy.retain })))
         continue; // the record changed under us (a late runner finishing): read it again
+      if (!lease.held) {
+        // The lease ended while the claim was on its way (a stalled server): never start a run
+        // without it. The record says `running` with our token: the tick's next holder settles it.
+        release = false;
+        continue;
+      }
       const run: Run = { name, scheduledAt, attempt: decision.attempt, token, signal: lease.signal, lease };
       hooks.run?.(run);
       let result: T;
@@ -406,13 +412,13 @@ export async function runTick<T>(
           lastError = undefined;
           continue; // the next holder of the tick (maybe this loop) settles it
         }
-        await store.finish(id, token, 'failed', err);
+        await finishWhileHeld(lease, () => store.finish(id, token, 'failed', err));
         hooks.failed?.(run, err);
         lastError = err;
         if (decision.attempt > policy.retries) throw err;
         continue; // released below; the retry takes a new lease (a larger token)
       }
-      if (!lease.held || !(await store.finish(id, token, 'done'))) {
+      if (!lease.held || !(await finishWhileHeld(lease, () => store.finish(id, token, 'done')))) {
         // The lease ended before the run was recorded done: its work was not exclusive to the end.
         hooks.failed?.(run, lostReason(lease, undefined));
         release = lease.held;
@@ -435,3 +441,24 @@ function lostReason(lease: HeldLease, fallback: Error | undefined): Error {
     fallback ?? new LockError(LockErrorCode.Lost, `the lease of "${lease.name}" ended before the run was recorded`)
   );
 }
+
+/**
+ * Records how a run ended, trying again while the server is unreachable for as long as the run's
+ * lease is held (it is renewed meanwhile, and the record is conditional on the run's token, so a
+ * repeat is harmless): a tick must not stay `running` because one write met a restart. Resolves
+ * false if the lease ended first; rethrows what is not an outage.
+ */
+async function finishWhileHeld(lease: HeldLease, finish: () => Promise<boolean>): Promise<boolean> {
+  for (;;) {
+    try {
+      return await finish();
+    } catch (error) {
+      if (!isConnectionError(error) || isClosedConnection(error) || !lease.held) throw error;
+      await new Promise((resolve) => setTimeout(resolve, FINISH_RETRY_MS));
+      if (!lease.held) return false;
+    }
+  }
+}
+
+/** Between two tries to record a run's end while the server is unreachable. */
+const FINISH_RETRY_MS = 250;

@@ -473,7 +473,7 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
     if (run && !this.stopped) await this.#tick(run);
   }
 
-  async #tick(scheduledAt: Date): Promise<void> {
+  async #tick(scheduledAt: Date, rechecks = RECHECKS): Promise<void> {
     let result: RunOnceResult<unknown>;
     try {
       result = await runTick(
@@ -496,6 +496,15 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
       return;
     }
     if (!result.ran) this.#emit('skipped', { name: this.name, scheduledAt, reason: result.outcome });
+    // Still running when this process's wait ran out: its runner may yet die, or fail to record the
+    // end (a stalled server). Come back to it later, so that no tick stays `running` for good.
+    if (!result.ran && result.outcome === 'running' && rechecks > 0 && !this.stopped) {
+      this.#track(
+        this.#sleepUntil(Date.now() + this.#settings.ttl).then(() =>
+          this.stopped ? undefined : this.#tick(scheduledAt, rechecks - 1),
+        ),
+      );
+    }
   }
 
   readonly #thrown = new WeakSet<object>();
@@ -555,3 +564,6 @@ function ticksBetween(cron: CronLike, after: Date, now: number, floor: number): 
     .filter((tick) => tick.getTime() > after.getTime() && tick.getTime() >= floor && tick.getTime() <= now);
   return ticks.sort((a, b) => a.getTime() - b.getTime());
 }
+
+/** How many times a process comes back to a tick it found still running when its wait ran out. */
+const RECHECKS = 3;
