@@ -14,10 +14,11 @@ import { contended } from './scenarios/contended';
 import { handover } from './scenarios/handover';
 import { heartbeat } from './scenarios/heartbeat';
 import { pause } from './scenarios/pause';
+import { schedule } from './scenarios/schedule';
 import { uncontended } from './scenarios/uncontended';
 import type { Context, Row } from './support';
 
-const scenarios = { uncontended, handover, contended, heartbeat, pause } as const;
+const scenarios = { uncontended, handover, contended, heartbeat, schedule, pause } as const;
 
 function options() {
   try {
