@@ -15,7 +15,9 @@ export interface HoldRead {
 
 /** The history record of a hold read just before it ended. */
 export function ended(name: string, hold: HoldRead, outcome: HoldOutcome): HistoryRecord {
-  const endedAt = hold.expiresAt < hold.now ? hold.expiresAt : hold.now;
+  // A retried command's answer lacks the projected `now` (SERVER-31242): this process's clock then.
+  const now = hold.now instanceof Date ? hold.now : new Date();
+  const endedAt = hold.expiresAt < now ? hold.expiresAt : now;
   return { name, token: hold.token, owner: hold.owner, acquiredAt: hold.acquiredAt, endedAt, outcome };
 }
 

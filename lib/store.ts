@@ -137,6 +137,10 @@ export class LockStore {
 
   readonly #history: HistoryLog;
   readonly #report: (error: unknown) => void;
+  /** The server-side bound of a command: the client's own timeout, in whole ms. */
+  get #maxTimeMS(): number {
+    return Math.max(1, Math.ceil(this.#timeout));
+  }
   /** False once the deployment refused a majority read (see read()). */
   #majorityReads = true;
   /** History is on: acquisitions stash the hold they take over, releases read what its record needs. */
@@ -291,7 +295,7 @@ export class LockStore {
       return { outcome: before.live === false ? 'expired' : 'released', contended: before.contended === true };
     // Not ours any more: one more read (only on this rare path) tells "taken" from "freed".
     const now = await this.run(what, (c) =>
-      c.findOne({ _id: name }, { projection: { _id: 0, leaseId: 1, live: heldNow } }),
+      c.findOne({ _id: name }, { projection: { _id: 0, leaseId: 1, live: heldNow }, maxTimeMS: this.#maxTimeMS }),
     );
     const taken = now !== null && (now as { live?: boolean }).live === true;
     return { outcome: taken ? 'taken' : 'freed', contended: false };
@@ -307,7 +311,7 @@ export class LockStore {
     const { filter, update, options } = forceReleaseCommand(name);
     const before = await this.run(
       `forceRelease("${name}")`,
-      (collection) => collection.findOneAndUpdate(filter, update, options),
+      (collection) => collection.findOneAndUpdate(filter, update, { ...options, maxTimeMS: this.#maxTimeMS }),
       { late: (late) => void record(late) },
     );
     await record(before);
@@ -396,7 +400,7 @@ export class LockStore {
   /** One lock's state, or null if there is no document for it. */
   async inspect(name: string): Promise<LockInfo | null> {
     const doc = await this.run(`inspect("${name}")`, (collection) =>
-      collection.findOne({ _id: name }, { projection: infoProjection }),
+      collection.findOne({ _id: name }, { projection: infoProjection, maxTimeMS: this.#maxTimeMS }),
     );
     return doc ? toInfo(doc) : null;
   }
@@ -404,7 +408,7 @@ export class LockStore {
   /** Every lock document, by name. */
   async list(): Promise<LockInfo[]> {
     const docs = await this.run('list', (collection) =>
-      collection.find({}, { projection: infoProjection }).sort({ _id: 1 }).toArray(),
+      collection.find({}, { projection: infoProjection, maxTimeMS: this.#maxTimeMS }).sort({ _id: 1 }).toArray(),
     );
     return docs.map(toInfo);
   }
@@ -421,7 +425,7 @@ export class LockStore {
   async sweep(olderThan: number, stop: () => boolean = () => false, limit = 1000): Promise<number> {
     const stale = await this.run('sweep', (c) =>
       c
-        .find(staleCommand(olderThan), { projection: { _id: 1, leaseId: 1 } })
+        .find(staleCommand(olderThan), { projection: { _id: 1, leaseId: 1 }, maxTimeMS: this.#maxTimeMS })
         .limit(limit)
         .toArray(),
     );
@@ -430,7 +434,8 @@ export class LockStore {
     const free = async ({ _id: name, leaseId }: { _id: string; leaseId: string | null }) => {
       const toRecord = (before: unknown) => (before ? [ended(name, before as HoldRead, 'expired')] : []);
       const { filter, update, options } = sweepCommand(name, leaseId, olderThan);
-      const before = await this.run(`sweep("${name}")`, (c) => c.findOneAndUpdate(filter, update, options), {
+      const bounded = { ...options, maxTimeMS: this.#maxTimeMS };
+      const before = await this.run(`sweep("${name}")`, (c) => c.findOneAndUpdate(filter, update, bounded), {
         late: (late) => void this.#history.record(toRecord(late)),
       });
       return toRecord(before);
