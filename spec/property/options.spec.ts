@@ -13,8 +13,17 @@
 import os from 'node:os';
 import fc from 'fast-check';
 import ms from 'ms';
+import { Cron } from 'croner';
 import type { Connection } from 'mongoose';
-import Lock, { LockManager, strategies, type Election, type Lease } from '../../lib/index';
+import Lock, {
+  LockManager,
+  strategies,
+  type Election,
+  type Lease,
+  type Run,
+  type RunRecord,
+  type ScheduledJob,
+} from '../../lib/index';
 import { lockFixture } from '../helpers/locks';
 import {
   claimOf,
@@ -429,7 +438,11 @@ const failure = (o: Outcome) => ('thrown' in o ? o.thrown : 'rejected' in o ? o.
 const failed = (o: Outcome) => 'thrown' in o || 'rejected' in o;
 
 /** '' if `outcome` is what `expectation` allows (before the behaviour check of valid input), else why not. */
-function classify(outcome: Outcome, expectation: Expectation, { async }: { async: boolean }): string {
+function classify(
+  outcome: Outcome,
+  expectation: Expectation,
+  { async, fields = false }: { async: boolean; fields?: boolean },
+): string {
   if (expectation.kind === 'valid') {
     if ('thrown' in outcome) return `valid input threw ${describeError(outcome.thrown)}`;
     if ('rejected' in outcome && invalidArgumentProblem(outcome.rejected, ['']) === '') {
@@ -444,12 +457,13 @@ function classify(outcome: Outcome, expectation: Expectation, { async }: { async
     return `commands were sent before the input was refused: ${outcome.commands.join(', ')} (${describeError(error)})`;
   }
   if (expectation.kind === 'getter' && error === GETTER_ERROR) return '';
-  return invalidArgumentProblem(error, expectation.keys);
+  return invalidArgumentProblem(error, expectation.keys) || (fields ? fieldsProblem(error, expectation.keys) : '');
 }
 
 /** The word that names `key` in a message of this entry point. */
 type Namer = (key: string) => string;
-const optionNamer: Namer = (key) => (key === 'options' || key === 'name' || key === 'fn' ? key : `options.${key}`);
+const BARE = ['options', 'name', 'fn', 'pattern', 'scheduledAt', 'key'];
+const optionNamer: Namer = (key) => (BARE.includes(key) ? key : `options.${key}`);
 
 /** Runs one generated call: the oracle's expectations, the call, and (valid input) its behaviour check. */
 async function runCase(
@@ -460,7 +474,8 @@ async function runCase(
     async = true,
     namer = optionNamer,
     allowHeld = [],
-  }: { async?: boolean; namer?: Namer; allowHeld?: readonly Lease[] } = {},
+    fields = false,
+  }: { async?: boolean; namer?: Namer; allowHeld?: readonly Lease[]; fields?: boolean } = {},
 ): Promise<void> {
   runs++;
   const from = rejections.seen.length;
@@ -468,7 +483,7 @@ async function runCase(
   let failure: Error | undefined;
   try {
     const outcome = await observe(call);
-    const problems = named.map((e) => classify(outcome, e, { async }));
+    const problems = named.map((e) => classify(outcome, e, { async, fields }));
     if (!problems.includes('')) throw new Error(problems.join(' | or | '));
     // Valid input: its behaviour must fit one of the readings that allow it (an inherited key honoured, or ignored).
     const behaviours: string[] = [];
@@ -528,7 +543,7 @@ const property = <T>(arb: fc.Arbitrary<T>, body: (t: T) => Promise<void>) => fc.
 const check = async <T>(runsByDefault: number, prop: fc.IAsyncProperty<T>, share: number) =>
   fc.assert(prop, fuzzParameters<T>(runsByDefault, share));
 /** Each test's share of FUZZ_MINUTES. */
-const SHARE = 1 / 15;
+const SHARE = 1 / 21;
 jest.setTimeout(propertyTimeout(60_000, SHARE));
 
 // ---------------------------------------------------------------------------------------------
@@ -1174,4 +1189,463 @@ describe('options fuzzer', () => {
       ),
     propertyTimeout(50_000, SHARE),
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// Scheduled jobs: schedule, runOnce, runs, runCoordinator().shouldRun (docs/scheduling.md).
+
+const RUNS = `${COLLECTION}.runs`;
+const MAX_DATE = 8.64e15;
+const DAY = 24 * 3600 * 1000;
+/** A schedule name: a lock name leaving room for `@` and an ISO date (24 characters) in its tick's lock name. */
+const SCHEDULE_NAME_BYTES = 512 - 25;
+function scheduleName(v: unknown): Verdict {
+  return lockName(v).ok && Buffer.byteLength(v as string) <= SCHEDULE_NAME_BYTES ? ok(v) : bad;
+}
+const retriesRule = (v: unknown) =>
+  v === undefined ? ok(0) : typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 1000 ? ok(v) : bad;
+const retainRule = optional((v) => duration(v, { max: MAX_TIMER * 1000 }), 7 * DAY);
+const cronAccepts = (pattern: string, timezone?: string): boolean => {
+  try {
+    new Cron(pattern, { timezone, paused: true }).nextRun();
+    return true;
+  } catch {
+    return false;
+  }
+};
+/** A time zone: a non-empty string croner (and so Intl) accepts. */
+const timezoneRule = (v: unknown) =>
+  v === undefined ? ok(v) : typeof v === 'string' && v !== '' && cronAccepts('0 0 * * *', v) ? ok(v) : bad;
+const scheduleRules = {
+  timezone: timezoneRule,
+  ttl: optional(duration),
+  retries: retriesRule,
+  misfire: (v: unknown) => (v === undefined || v === 'skip' || v === 'once' || v === 'all' ? ok(v ?? 'skip') : bad),
+  catchUp: optional((v) => duration(v, { allowZero: true }), 3600_000),
+  tolerance: optional((v) => duration(v, { allowZero: true }), 5000),
+  retain: retainRule,
+};
+const runOnceRules = {
+  ttl: optional(duration),
+  retries: retriesRule,
+  wait: optional((v) => duration(v, { allowZero: true })),
+  retain: retainRule,
+};
+const retriesArb = fc.oneof(fc.constantFrom<unknown>(0, 1, 3, 1000, 1001, 0.5, -1, '1'), odd);
+const scheduleKeys = {
+  timezone: fc.oneof(
+    fc.constantFrom<unknown>('UTC', 'utc', 'Europe/Berlin', 'Asia/Kolkata', 'Etc/GMT-14', 'US/Pacific', 'EST'),
+    fc.constantFrom<unknown>('', ' UTC', '+01:00', 'Z', 'Mars/Olympus', 'Etc/GMT+14', 'Europe/Berlin '),
+    odd,
+  ),
+  ttl: ttlArb,
+  retries: retriesArb,
+  misfire: fc.oneof(fc.constantFrom<unknown>('skip', 'once', 'all', 'SKIP', 'none', ' once'), odd),
+  catchUp: durationOf(fc.constantFrom<unknown>(0, '1h', '30m', 2 ** 31 - 1, 2 ** 31)),
+  tolerance: durationOf(fc.constantFrom<unknown>(0, '5s', 100, 2 ** 31 - 1, 2 ** 31)),
+  retain: durationOf(fc.constantFrom<unknown>('7d', '1h', 2 ** 31 * 1000, (2 ** 31 - 1) * 1000, 1)),
+};
+/** Patterns: rare ticks (none fires during a case), and bad ones. */
+const patternArb = fc.oneof(
+  fc.constantFrom<unknown>('0 3 * * *', '0 0 1 1 *', '@yearly', '0 0 29 2 *', '0 0 12 * * MON'),
+  fc.constantFrom<unknown>('', '  ', 'not a cron', '61 * * * *', '* * *', 5),
+  odd,
+);
+const patternRule = (v: unknown) => (typeof v === 'string' && v.trim() !== '' && cronAccepts(v) ? ok(v) : bad);
+
+/** A retention long enough for the TTL monitor to leave a record alone during a case. */
+const durableRetainArb = durationOf(fc.constantFrom<unknown>('7d', '1h', 2 ** 31 * 1000, (2 ** 31 - 1) * 1000));
+const runOnceKeys = {
+  ttl: ttlArb,
+  retries: retriesArb,
+  wait: durationOf(fc.constantFrom<unknown>(0, '0ms', '1s', 5000, 2 ** 31 - 1, 2 ** 31, Infinity)),
+  retain: durableRetainArb.filter((v) => {
+    const d = duration(v, { max: MAX_TIMER * 1000 });
+    return !d.ok || (d.value as number) >= 3600_000;
+  }),
+};
+/** Ticks: ordinary dates, the extremes of Date, years beyond 9999, and values that are not dates. */
+const scheduledAtArb = fc.oneof(
+  fc.date({
+    min: new Date('2000-01-01T00:00:00.000Z'),
+    max: new Date('2200-01-01T00:00:00.000Z'),
+    noInvalidDate: true,
+  }),
+  fc.constantFrom<unknown>(
+    new Date(MAX_DATE),
+    new Date(-MAX_DATE),
+    new Date(253402300800000), // +010000-01-01
+    new Date(-1),
+    new Date(NaN),
+    '2030-01-01T00:00:00.000Z',
+    1_900_000_000_000,
+  ),
+  odd,
+);
+const dateRule = (v: unknown) => (v instanceof Date && !Number.isNaN(v.getTime()) ? ok(v) : bad);
+
+/** An error that names `key` must also say so in its fields (`argument` contains it). */
+function fieldsProblem(error: unknown, keys: readonly string[]): string {
+  const argument = (error as { argument?: unknown }).argument;
+  if (typeof argument !== 'string') return `the error has no argument field: ${describeError(error)}`;
+  if (!keys.some((key) => argument.includes(key)))
+    return `error.argument is "${argument}", expected one of ${keys.join(', ')}`;
+  return '';
+}
+
+let runnerA: LockManager;
+let runnerB: LockManager;
+/** Ticks no other case uses: a date of its own per case. */
+const tickBase = Date.UTC(2150, 0, 1) + (process.pid % 1000) * 1e9;
+const freshTick = () => new Date(tickBase + ++serial * 60_000);
+/** A name of exactly the longest a schedule name may be, unique to the case. */
+const longestName = (prefix: string) => {
+  const head = `${fresh(prefix)}-`;
+  return head + 'é'.repeat(Math.floor((SCHEDULE_NAME_BYTES - head.length) / 2)) + (head.length % 2 ? '' : 'x');
+};
+
+async function storedRun(id: string): Promise<Record<string, unknown> | null> {
+  return raw.db!.collection(RUNS).findOne({ _id: id as never });
+}
+
+describe('options fuzzer: scheduled jobs', () => {
+  beforeAll(async () => {
+    runnerA = await locks.manager({ ttl: BASE.ttl, poll: BASE.poll });
+    runnerB = await locks.manager({ ttl: BASE.ttl, poll: BASE.poll });
+    for (const m of [runnerA, runnerB]) m.on('error', () => {});
+  });
+
+  test('manager.schedule(name, pattern, fn, options)', () =>
+    check(
+      15,
+      property(fc.record({ bag: bagArb(scheduleKeys), pattern: patternArb }), async ({ bag, pattern }) => {
+        const name = fresh('sched');
+        let job: ScheduledJob | undefined;
+        let calls = 0;
+        const expected = expectations(bag, (view) => judge(view, scheduleRules)).map((e): Expectation => {
+          if (patternRule(pattern).ok) return e;
+          return { kind: 'invalid', keys: ['pattern', ...(e.kind === 'valid' ? [] : e.keys)] };
+        });
+        try {
+          await runCase(
+            expected,
+            () =>
+              (job = base.schedule(
+                name,
+                pattern as string,
+                () => {
+                  calls++;
+                },
+                build(bag) as never,
+              )),
+            async (o, v) => {
+              const j = resolvedValue(o) as ScheduledJob;
+              expectEqual(j.name, name, 'job.name');
+              const next = j.nextRun();
+              const now = Date.now();
+              if (!(next instanceof Date) || !(next.getTime() > now - 1000))
+                throw new Error(`job.nextRun() is ${show(next)}, expected a Date in the future`);
+              const cronNext = new Cron(pattern as string, {
+                timezone: v.timezone as string | undefined,
+                paused: true,
+              }).nextRun();
+              expectEqual(next.getTime(), cronNext?.getTime(), `job.nextRun() (time zone ${show(v.timezone)})`);
+              await within(j.stop(), SETTLE, 'job.stop()');
+              expectEqual(j.stopped, true, 'job.stopped after stop()');
+              expectEqual(j.nextRun(), null, 'job.nextRun() after stop()');
+              expectEqual(calls, 0, 'runs of a pattern with no tick due');
+              const records = await within(base.runs(name), SETTLE, 'runs()');
+              expectEqual(records.length, 0, 'run records of a schedule with no tick due');
+            },
+            { async: false, fields: true },
+          );
+        } finally {
+          if (job) await within(job.stop(), SETTLE, 'job.stop()');
+        }
+      }),
+      SHARE,
+    ));
+
+  test('manager.runOnce(name, scheduledAt, fn, options): runs once, attempt 1, recorded; then done', () =>
+    check(
+      20,
+      property(
+        fc.record({ bag: bagArb(runOnceKeys), at: scheduledAtArb, longest: fc.boolean() }),
+        async ({ bag, at, longest }) => {
+          const name = longest ? longestName('once') : fresh('once');
+          const seen: Run[] = [];
+          const expected = expectations(bag, (view) => judge(view, runOnceRules)).map((e): Expectation => {
+            if (dateRule(at).ok) return e;
+            return { kind: 'invalid', keys: ['scheduledAt', ...(e.kind === 'valid' ? [] : e.keys)] };
+          });
+          const fn = async (run: Run) => {
+            seen.push(run);
+            const claim = claimOf(run.lease);
+            if (!claim) throw new Error('fn was called without a held lease');
+            const problem = claimProblem(
+              claim,
+              (await readLocks(raw, COLLECTION, [run.lease.name])).get(run.lease.name),
+            );
+            if (problem) throw new Error(`inside fn: ${problem}`);
+            return run.token;
+          };
+          await runCase(
+            expected,
+            () => base.runOnce(name, at as Date, fn, build(bag) as never),
+            async (o, v) => {
+              const result = resolvedValue(o) as { ran: boolean; result?: unknown; outcome?: unknown };
+              const tick = (at as Date).getTime();
+              if (result?.ran !== true) throw new Error(`runOnce of a new tick resolved ${show(result)}`);
+              expectEqual(seen.length, 1, 'fn calls');
+              const run = seen[0]!;
+              expectEqual(run.attempt, 1, 'run.attempt');
+              expectEqual(run.name, name, 'run.name');
+              expectEqual(run.scheduledAt.getTime(), tick, 'run.scheduledAt');
+              expectEqual(result.result, run.token, 'the result');
+              const records = await within(base.runs(name), SETTLE, 'runs()');
+              expectEqual(records.length, 1, 'records of the tick');
+              const record = records[0]!;
+              expectEqual(record.outcome, 'done', 'record.outcome');
+              expectEqual(record.attempt, 1, 'record.attempt');
+              expectEqual(record.token, run.token, 'record.token');
+              expectEqual(record.owner, base.owner, 'record.owner');
+              expectEqual(record.scheduledAt.getTime(), tick, 'record.scheduledAt');
+              // Kept for `retain` (documented: expireAt = scheduledAt + retain).
+              const doc = await storedRun(run.lease.name);
+              const expireAt = doc?.expireAt as Date | undefined;
+              const keepUntil = Math.min(tick + (v.retain as number), MAX_DATE);
+              if (!(expireAt instanceof Date) || !(expireAt.getTime() >= keepUntil))
+                throw new Error(
+                  `the record's expireAt is ${show(expireAt)}, expected at least ${new Date(keepUntil).toISOString()}`,
+                );
+              const again = await within(
+                base.runOnce(name, at as Date, fn, build(bag) as never),
+                SETTLE,
+                'a second runOnce of the tick',
+              );
+              expectEqual(show(again), show({ ran: false, outcome: 'done' }), 'a second runOnce of a done tick');
+              expectEqual(seen.length, 1, 'fn calls after a second runOnce');
+            },
+            { namer: optionNamer, fields: true },
+          );
+        },
+      ),
+      SHARE,
+    ));
+
+  test('manager.runs(name, options): newest first, at most limit', () => {
+    const name = fresh('runs');
+    const ticks = [5, 1, 4, 2, 3].map((m) => new Date(Date.UTC(2150, 5, 1, 0, m)));
+    return (async () => {
+      for (const tick of ticks) await base.runOnce(name, tick, () => 0);
+      await check(
+        20,
+        property(
+          bagArb({
+            limit: fc.oneof(
+              fc.integer({ min: 1, max: 7 }),
+              fc.constantFrom<unknown>(2 ** 31, 2 ** 53 - 1, 1e20, 0, 1.5, '3'),
+              odd,
+            ),
+          }),
+          async (spec) =>
+            runCase(
+              expectations(spec, (view) =>
+                judge(view, {
+                  limit: (v) =>
+                    v === undefined ? ok(100) : typeof v === 'number' && Number.isInteger(v) && v >= 1 ? ok(v) : bad,
+                }),
+              ),
+              () => base.runs(name, build(spec) as never),
+              (o, v) => {
+                const records = resolvedValue(o) as RunRecord[];
+                if (!Array.isArray(records)) throw new Error(`runs() resolved ${show(records)}`);
+                expectEqual(records.length, Math.min(v.limit as number, ticks.length), 'the number of records');
+                const times = records.map((r) => r.scheduledAt.getTime());
+                const newestFirst = ticks
+                  .map((t) => t.getTime())
+                  .sort((a, b) => b - a)
+                  .slice(0, records.length);
+                expectEqual(show(times), show(newestFirst), 'scheduledAt of the records (newest first)');
+                for (const r of records) {
+                  expectEqual(r.name, name, 'record.name');
+                  expectEqual(r.outcome, 'done', 'record.outcome');
+                }
+              },
+              { fields: true },
+            ),
+        ),
+        SHARE,
+      );
+    })();
+  });
+
+  const isoArb = fc.oneof(
+    fc.constantFrom<unknown>('valid', 'valid', 'valid'),
+    fc.constantFrom<unknown>(
+      '2024-02-30T00:00:00.000Z',
+      '2024-01-01T24:00:00.000Z',
+      '2024-13-01T00:00:00.000Z',
+      '2024-01-01T00:00:00Z',
+      '2024-01-01T00:00:00.000+00:00',
+      '+275760-09-13T00:00:00.000Z',
+      '',
+    ),
+  );
+  const keyNameArb = fc.constantFrom<unknown>('fresh', 'fresh', 'longest', 'tooLong', '', '\uD800', 'a:b');
+  test('runCoordinator().shouldRun(key, ttlMs), then onComplete(key)', () =>
+    check(
+      20,
+      property(
+        fc.record({
+          keyName: keyNameArb,
+          iso: isoArb,
+          whole: fc.oneof(fc.constant<unknown>('built'), fc.constant<unknown>('built'), odd),
+          ttl: ttlArb,
+        }),
+        async ({ keyName, iso, whole, ttl }) => {
+          const coordinator = base.runCoordinator();
+          const stamp = iso === 'valid' ? freshTick().toISOString() : (iso as string);
+          const taskName =
+            keyName === 'fresh'
+              ? fresh('coord')
+              : keyName === 'longest'
+                ? longestName('coord')
+                : keyName === 'tooLong'
+                  ? `${longestName('coord')}x`
+                  : keyName === 'a:b'
+                    ? `${fresh('co')}:b`
+                    : (keyName as string);
+          const key = whole === 'built' ? `${taskName}:${stamp}` : whole;
+          const date = new Date(stamp);
+          const keyOk =
+            typeof key === 'string' &&
+            scheduleName(taskName).ok &&
+            !Number.isNaN(date.getTime()) &&
+            date.toISOString() === stamp &&
+            whole === 'built';
+          const ttlOk = duration(ttl).ok;
+          const wrong = [...(keyOk ? [] : ['key']), ...(ttlOk ? [] : ['ttl'])];
+          await runCase(
+            [wrong.length ? { kind: 'invalid', keys: wrong } : { kind: 'valid', value: {} }],
+            () => coordinator.shouldRun(key as string, ttl as number),
+            async (o) => {
+              expectEqual(resolvedValue(o), true, 'shouldRun() of a new tick');
+              const [record] = await within(base.runs(taskName), SETTLE, 'runs()');
+              expectEqual(record?.outcome, 'running', 'the record while claimed');
+              expectEqual(record?.attempt, 1, 'record.attempt');
+              expectEqual(record?.scheduledAt.getTime(), date.getTime(), 'record.scheduledAt');
+              await within(coordinator.onComplete(key as string), SETTLE, 'onComplete()');
+              const [after] = await within(base.runs(taskName), SETTLE, 'runs()');
+              expectEqual(after?.outcome, 'done', 'the record after onComplete()');
+              expectEqual(after?.token, record?.token, 'record.token after onComplete()');
+              expectEqual(
+                await within(coordinator.shouldRun(key as string, ttl as number), SETTLE, 'shouldRun() again'),
+                false,
+                'shouldRun() of a done tick',
+              );
+            },
+            { namer: (k) => k, fields: true },
+          );
+        },
+      ),
+      SHARE,
+    ));
+
+  test('schedule names, through schedule, runOnce, runs and shouldRun', () =>
+    check(
+      30,
+      fc.asyncProperty(
+        fc.oneof(
+          nameArb,
+          fc.constantFrom<unknown>(
+            'x'.repeat(SCHEDULE_NAME_BYTES),
+            'x'.repeat(SCHEDULE_NAME_BYTES + 1),
+            'é'.repeat(244),
+          ),
+        ),
+        fc.constantFrom('schedule', 'runOnce', 'runs', 'shouldRun'),
+        async (name, entry) => {
+          const tick = freshTick();
+          let job: ScheduledJob | undefined;
+          const calls: Record<string, () => unknown> = {
+            schedule: () => (job = base.schedule(name as string, '0 0 1 1 *', () => {})),
+            runOnce: () => base.runOnce(name as string, tick, (run) => run.token, { wait: 0 }),
+            runs: () => base.runs(name as string, { limit: 1 }),
+            shouldRun: () => base.runCoordinator().shouldRun(`${name as string}:${tick.toISOString()}`, 2000),
+          };
+          const valid = scheduleName(name).ok;
+          try {
+            await runCase(
+              [valid ? { kind: 'valid', value: {} } : { kind: 'invalid', keys: ['name'] }],
+              calls[entry]!,
+              async (o) => {
+                const result = resolvedValue(o);
+                if (entry === 'schedule') expectEqual((result as ScheduledJob).name, name, 'job.name');
+                if (entry === 'runOnce')
+                  expectEqual((result as { ran: boolean }).ran, true, 'runOnce of a new tick: ran');
+                if (entry === 'runs' && !Array.isArray(result)) throw new Error('runs() is not an array');
+                if (entry === 'shouldRun') {
+                  expectEqual(result, true, 'shouldRun() of a new tick');
+                  await within(
+                    base.runCoordinator().onComplete(`${name as string}:${tick.toISOString()}`),
+                    SETTLE,
+                    'onComplete',
+                  );
+                }
+              },
+              { async: entry !== 'schedule', namer: (key) => key, fields: true },
+            );
+          } finally {
+            if (job) await within(job.stop(), SETTLE, 'job.stop()');
+          }
+        },
+      ),
+      SHARE,
+    ));
+
+  test('one tick, runOnce from 2 or 3 managers at once: exactly one runs, attempt 1, recorded done', () =>
+    check(
+      5,
+      property(
+        fc.record({
+          managers: fc.integer({ min: 2, max: 3 }),
+          wait: fc.constantFrom<unknown>(undefined, 0),
+          yields: fc.integer({ min: 0, max: 3 }),
+        }),
+        async ({ managers, wait, yields }) => {
+          runs++;
+          const name = fresh('race');
+          const tick = freshTick();
+          const ran: Run[] = [];
+          const fn = async (run: Run) => {
+            ran.push(run);
+            for (let i = 0; i < yields; i++) await new Promise((resolve) => setImmediate(resolve));
+            return run.token;
+          };
+          const callers = [base, runnerA, runnerB].slice(0, managers);
+          const results = await within(
+            Promise.all(callers.map((m) => m.runOnce(name, tick, fn, { wait: wait as number | undefined }))),
+            SETTLE,
+            'the runOnce calls',
+          );
+          expectEqual(ran.length, 1, 'fn calls across the managers');
+          const winners = results.filter((r) => r.ran);
+          expectEqual(winners.length, 1, 'results with ran: true');
+          for (const r of results.filter((x) => !x.ran)) {
+            const outcome = (r as { outcome: string }).outcome;
+            if (outcome !== 'done' && outcome !== 'running') throw new Error(`a loser's outcome is ${outcome}`);
+            if (wait === undefined && outcome !== 'done')
+              throw new Error(`with the default wait a loser's outcome is ${outcome}, expected done`);
+          }
+          const [record, ...more] = await base.runs(name);
+          expectEqual(more.length, 0, 'extra records');
+          expectEqual(record?.outcome, 'done', 'record.outcome');
+          expectEqual(record?.attempt, 1, 'record.attempt');
+          expectEqual(record?.token, ran[0]!.token, 'record.token');
+          expectEqual(show((winners[0] as { result: unknown }).result), show(ran[0]!.token), 'the winner result');
+        },
+      ),
+      SHARE,
+    ));
 });
