@@ -28,9 +28,12 @@ const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'ab
  * looks at the local deadline whenever it is read: after the event loop was blocked past the
  * deadline (a long synchronous task, a GC pause), `signal.aborted` is true at the first look,
  * before any timer has had a chance to run.
+ *
+ * The signal is made on first use: most holds (an acquire() then a release()) never have theirs
+ * read, and an AbortSignal costs more to make than the rest of the hold. Read during the hold, it
+ * aborts when the hold ends; read after, it is already aborted, with the same reason.
  */
 export class Hold implements WatchedHold {
-  readonly controller = new AbortController();
   readonly name: string;
   readonly leaseId: string;
   readonly timing: LeaseTiming;
@@ -41,6 +44,11 @@ export class Hold implements WatchedHold {
   readonly #clock: Pick<Clock, 'now'>;
   readonly #onLost: (hold: Hold, reason: LostReason) => void;
   readonly #onDeadline: (hold: Hold) => void;
+  /** The controller of the signal, once it has been read during the hold. */
+  #controller: AbortController | undefined;
+  #signal: AbortSignal | undefined;
+  #ended = false;
+  #reason: unknown;
 
   constructor(init: HoldInit) {
     ({
@@ -55,7 +63,14 @@ export class Hold implements WatchedHold {
     this.#clock = init.clock;
     this.#onLost = init.onLost;
     this.#onDeadline = init.onDeadline;
-    const signal = this.controller.signal;
+  }
+
+  /** Aborts when the hold ends, with the reason it ended; the same signal at every read. */
+  get signal(): AbortSignal {
+    if (this.#signal) return this.#signal;
+    if (this.#ended) return (this.#signal = AbortSignal.abort(this.#reason));
+    const controller = new AbortController();
+    const signal = controller.signal;
     Object.defineProperties(signal, {
       aborted: {
         configurable: true,
@@ -72,11 +87,26 @@ export class Hold implements WatchedHold {
         },
       },
     });
+    this.#controller = controller;
+    return (this.#signal = signal);
+  }
+
+  /** True once {@link end} was called. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Ends the hold locally: its signal aborts with `reason` (the first end's). */
+  end(reason: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
   }
 
   /** Ends the hold now if its local deadline has passed (whether or not a timer has fired yet). */
   check(): void {
-    if (this.#clock.now() >= this.deadline && !abortedGetter.call(this.controller.signal)) this.#onDeadline(this);
+    if (!this.#ended && this.#clock.now() >= this.deadline) this.#onDeadline(this);
   }
 
   lost(reason: LostReason): void {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
 import {
   LeaseLostError,
@@ -114,13 +114,35 @@ export interface LeaseHost {
 /** Leave a little slack after an observed expiry: the server takes the lock when expiresAt <= $$NOW. */
 const EXPIRY_SLACK = 2;
 
+/** A lease id's random bytes: 144 bits. */
+const ID_BYTES = 18;
+/** Random bytes for the next lease ids, filled 128 ids at a time (one call to the system's source, not one per id). */
+const idPool = Buffer.allocUnsafe(ID_BYTES * 128);
+let idOffset = idPool.length;
+
 function randomLeaseId(): string {
-  return randomBytes(18).toString('base64url'); // 144 random bits
+  if (idOffset + ID_BYTES > idPool.length) {
+    randomFillSync(idPool);
+    idOffset = 0;
+  }
+  const id = idPool.toString('base64url', idOffset, idOffset + ID_BYTES);
+  idOffset += ID_BYTES;
+  return id;
 }
 
-/** The reason a hold's signal carries when `release()` ended it. */
+/**
+ * The reason a hold's signal carries when `release()` ended it. Made on every release, and read by
+ * few: without a stack trace, whose capture would cost more than the rest of the release's JavaScript
+ * (where it was made says nothing anyway: `release()`, always).
+ */
 function releasedReason(name: string): LockError {
-  return new LockError(LockErrorCode.Released, `lease "${name}" was released`);
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new LockError(LockErrorCode.Released, `lease "${name}" was released`);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 const notHeldSignal: AbortSignal = AbortSignal.abort(
@@ -190,7 +212,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
    */
   get signal(): AbortSignal {
     this.#hold?.check();
-    return (this.#hold ?? this.#last)?.controller.signal ?? notHeldSignal;
+    return (this.#hold ?? this.#last)?.signal ?? notHeldSignal;
   }
 
   /** The lease's duration in ms. */
@@ -262,7 +284,8 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
       );
     }
     this.#state = 'acquiring';
-    const work = this.#attempts(plan);
+    // Without a strategy (one attempt) there is no wait to register: one async frame less.
+    const work = plan.strategy ? this.#attempts(plan) : this.#attemptLoop(plan, undefined);
     context.host.pending(work);
     try {
       return await work;
@@ -403,7 +426,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     this.#last = hold;
     this.#state = 'idle';
     this.#context.host.held(this, hold, false);
-    hold.controller.abort(reason);
+    hold.end(reason);
     return true;
   }
 

@@ -32,8 +32,12 @@ function checkSignal(signal: unknown, what: string): AbortSignal | undefined {
   return signal;
 }
 
+/** The plan of `acquire()` without options: one attempt. */
+const ONE_ATTEMPT: WaitPlan = Object.freeze({ strategy: undefined, signal: undefined, force: false, waits: false });
+
 /** Parses acquire() options into a plan; throws synchronously on bad input. */
 export function waitPlan(input: AcquireOptions | undefined, poll: number, what = 'acquire options'): WaitPlan {
+  if (input === undefined) return ONE_ATTEMPT;
   const options = checkObject(input, what);
   const signal = checkSignal(options.signal, `${what}.signal`);
   const plan = { signal, force: false };
