@@ -19,8 +19,8 @@ async function fleet(workers: Worker[], ticks: number): Promise<Row> {
   // collections, the indexes); the window is the `ticks` ticks after it.
   const first = Math.ceil(Date.now() / PERIOD) * PERIOD + PERIOD;
   const window = Array.from({ length: ticks }, (_, i) => first + i * PERIOD);
-  // Each tick's second must be over, and its runs settled, before the job stops.
-  await sleep(first + ticks * PERIOD + 1500 - Date.now());
+  // The window's last second must be over, and its tick settled everywhere, before the jobs stop.
+  await sleep(first + (ticks + 1) * PERIOD - Date.now());
   for (const w of workers) w.send({ type: 'stop' });
   const observed = await Promise.all(workers.map((w) => w.next<Observed>()));
 
