@@ -21,7 +21,7 @@ import { Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Cron, ScheduleModule } from '@nestjs/schedule';
 import type { Connection } from 'mongoose';
-import type { LockManager } from 'mongoose-distributed-lock';
+import { LockError, LockErrorCode, type LockManager } from 'mongoose-distributed-lock';
 import { say } from './support/output';
 import { replica, replicaName, runFleet, second } from './support/schedule-fleet';
 
@@ -40,11 +40,18 @@ class ReportJob {
     // time it fired at, truncated to the pattern's period (here a second), which every instance
     // computes alike. (For '0 */5 * * * *', truncate to 5 minutes.)
     const scheduledAt = new Date(Math.floor(Date.now() / 1000) * 1000);
-    const result = await this.locks.runOnce('report', scheduledAt, async (run) => {
-      const reports = this.connection.db!.collection<{ _id: Date; count: number }>('reports');
-      await reports.updateOne({ _id: run.scheduledAt }, { $inc: { count: 1 } }, { upsert: true });
-      return run.token;
-    });
+    if (this.locks.closed) return; // shutting down: a tick that fires now is nobody's to run
+    const result = await this.locks
+      .runOnce('report', scheduledAt, async (run) => {
+        const reports = this.connection.db!.collection<{ _id: Date; count: number }>('reports');
+        await reports.updateOne({ _id: run.scheduledAt }, { $inc: { count: 1 } }, { upsert: true });
+        return run.token;
+      })
+      .catch((error: unknown) => {
+        // The manager closed while this tick waited for another instance's run: a shutdown, not a failure.
+        if (error instanceof LockError && error.code === LockErrorCode.Closed) return { ran: false as const };
+        throw error;
+      });
     if (result.ran) console.log(`tick ${second(scheduledAt)}: ran the report (token ${String(result.result)})`);
   }
 }

@@ -414,6 +414,23 @@ test('tick-overlap: a retry that begins before the previous attempt ended', () =
   expect(failed(frozen.events)).toEqual([]);
 });
 
+test('tick-overlap: a freeze stops every run its process has open, not only the one that froze', () => {
+  // s1 runs A and B at once; the freeze is recorded by A's run, but B's run stops with the process.
+  const run = history().worker('s1').worker('s2');
+  tickRun(run, 's1', A, 1, 5, 1000, 5100, 'aborted');
+  tickRun(run, 's1', B, 1, 6, 1100, 5000, 'aborted');
+  run.at('s1', 1200, { type: 'tick-freeze', tick: A, token: 5, ms: 4000 });
+  tickRun(run, 's2', B, 2, 7, 4500, 4700);
+  run.at('orchestrator', 99_000, { type: 'tick-resource', tick: B, token: 7, count: 1 });
+  expect(failed(run.events)).toEqual([]);
+  // Without the freeze, B's two runs overlap.
+  const unfrozen = history().worker('s1').worker('s2');
+  tickRun(unfrozen, 's1', B, 1, 6, 1100, 5000, 'aborted');
+  tickRun(unfrozen, 's2', B, 2, 7, 4500, 4700);
+  unfrozen.at('orchestrator', 99_000, { type: 'tick-resource', tick: B, token: 7, count: 1 });
+  expect(failed(unfrozen.events)).toEqual(['tick-overlap']);
+});
+
 test('tick-tokens: a later attempt with a token or an attempt number that is not larger', () => {
   const token = history().worker('s1').worker('s2');
   tickRun(token, 's1', B, 1, 6, 1100, 1300, 'threw');

@@ -784,6 +784,9 @@ export function checkSchedule(
       }
       return run;
     };
+    /** The runs of this worker going on at `mono`: begun by then, and not ended before. */
+    const openRuns = (mono: number) =>
+      [...open.values()].filter((run) => run.start.mono <= mono && (!run.end || run.end.mono >= mono));
     for (const event of list) {
       switch (event.type) {
         case 'tick-run': {
@@ -804,13 +807,18 @@ export function checkSchedule(
           break;
         }
         case 'tick-freeze': {
-          const run = runOf(event);
-          if (run) run.frozen ??= { mono: event.mono, wall: event.wall };
+          // The whole process stops: every run it has open stops with it, not only the one that froze.
+          for (const run of openRuns(event.mono)) run.frozen ??= { mono: event.mono, wall: event.wall };
           break;
         }
         case 'tick-block': {
           const run = runOf(event);
           if (run) run.blocked ??= { at: { mono: event.mono, wall: event.wall } };
+          // The event loop stops for every other run of the process too: they act again only after
+          // the block, when their lease may have ended (they look before writing; fenced writes
+          // catch any that did not), so each counts as ended when the block began, as a frozen one.
+          for (const other of openRuns(event.mono))
+            if (other !== run) other.frozen ??= { mono: event.mono, wall: event.wall };
           break;
         }
         case 'tick-block-end': {

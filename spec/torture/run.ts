@@ -53,9 +53,10 @@ export const SCHEDULE = { name: 'tick', pattern: '*/1 * * * * *', every: 1000, t
 /**
  * With the scheduling workload, the workers run this much longer than `--duration`, without faults,
  * and the ticks of that tail are not checked for being accounted for: a tick fired during the last
- * fault gets this long to be settled (skew, then a dead runner's ttl, a waiter's retry and its run).
+ * fault gets this long to be settled (skew, then a dead runner's ttl, a waiter's retry and its run;
+ * a waiter whose wait, ttl × 1.25 + 1 s, ran out first comes back a ttl later and waits again).
  */
-const SCHEDULE_SETTLE = 9000;
+const SCHEDULE_SETTLE = 15_000;
 
 export interface TortureOptions {
   readonly duration: number;
