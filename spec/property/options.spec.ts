@@ -479,6 +479,9 @@ async function runCase(
 ): Promise<void> {
   runs++;
   const from = rejections.seen.length;
+  // A case the time limit of FUZZ_MINUTES cut short may have left its lease held: not this case's.
+  const heldBefore = base.heldLeases.filter((l) => !allowHeld.includes(l));
+  await Promise.all(heldBefore.map((l) => l.release().catch(() => {})));
   const named = expected.map((e) => (e.kind === 'valid' ? e : { ...e, keys: e.keys.map(namer) }));
   let failure: Error | undefined;
   try {
@@ -502,7 +505,7 @@ async function runCase(
     failure = error instanceof Error ? error : new Error(String(error));
   }
   // Whatever happened, leave nothing held for the next case.
-  const leftHeld = base.heldLeases.filter((l) => !allowHeld.includes(l));
+  const leftHeld = base.heldLeases.filter((l) => !allowHeld.includes(l) && !heldBefore.includes(l));
   await Promise.all(leftHeld.map((l) => l.release().catch(() => {})));
   if (failure) throw failure;
   await new Promise((resolve) => setImmediate(resolve));
