@@ -121,7 +121,7 @@ export function checkRetries(value: unknown, what: string): number {
 }
 
 export function checkRetain(value: unknown, what: string): number {
-  return parseDuration(value ?? '7d', what, { max: MAX_RETAIN });
+  return parseDuration(value === undefined ? '7d' : value, what, { max: MAX_RETAIN });
 }
 
 /** The default wait for a tick's lease: long enough for a dead runner's lease to run out. */
@@ -245,7 +245,7 @@ export class RunStore {
       owner: literal(claim.owner),
       startedAt: '$$NOW',
       outcome: literal('running'),
-      expireAt: literal(new Date(tick.scheduledAt.getTime() + claim.retain)),
+      expireAt: literal(expiry(tick.scheduledAt, claim.retain)),
     };
     const filter: mongo.Filter<RunDocument> = previous
       ? { _id: tick.id, outcome: previous.outcome, token: previous.token, attempt: previous.attempt }
@@ -282,7 +282,7 @@ export class RunStore {
       startedAt: '$$NOW',
       finishedAt: '$$NOW',
       outcome: literal('missed'),
-      expireAt: literal(new Date(tick.scheduledAt.getTime() + retain)),
+      expireAt: literal(expiry(tick.scheduledAt, retain)),
     };
     try {
       const result = await this.#run(`recording the run "${tick.id}" missed`, (records) =>
@@ -462,3 +462,14 @@ async function finishWhileHeld(lease: HeldLease, finish: () => Promise<boolean>)
 
 /** Between two tries to record a run's end while the server is unreachable. */
 const FINISH_RETRY_MS = 250;
+
+/** The largest time a Date can hold. */
+const MAX_DATE = 8.64e15;
+
+/**
+ * When a tick's record may be removed: `retain` after the tick, and never past the largest Date (an
+ * invalid Date would be stored as 1970, and the record of a done tick removed at once).
+ */
+function expiry(scheduledAt: Date, retain: number): Date {
+  return new Date(Math.min(MAX_DATE, scheduledAt.getTime() + retain));
+}

@@ -7,6 +7,7 @@ import { parseDuration, type Duration } from './duration.js';
 import { LockError, LockErrorCode, LockStateError, invalidType, outOfRange } from './errors.js';
 import type { HeldLease } from './lease.js';
 import type { LockManager } from './manager.js';
+import { isConnectionError } from './mongo-errors.js';
 import { checkName, checkObject } from './options.js';
 import {
   RunStore,
@@ -169,7 +170,7 @@ function jobSettings(input: ScheduleOptions | undefined, managerTtl: number): Jo
       throw outOfRange(`${what}.timezone`, 'an IANA time zone name (such as "Europe/Berlin")', timezone);
     }
   }
-  const misfire = options.misfire ?? 'skip';
+  const misfire = options.misfire === undefined ? 'skip' : options.misfire;
   if (misfire !== 'skip' && misfire !== 'once' && misfire !== 'all')
     throw invalidType(`${what}.misfire`, '"skip", "once" or "all"', misfire);
   const ttl = options.ttl === undefined ? managerTtl : parseDuration(options.ttl, `${what}.ttl`);
@@ -180,8 +181,12 @@ function jobSettings(input: ScheduleOptions | undefined, managerTtl: number): Jo
     wait: defaultWait(ttl),
     retain: checkRetain(options.retain, `${what}.retain`),
     misfire,
-    catchUp: parseDuration(options.catchUp ?? '1h', `${what}.catchUp`, { allowZero: true }),
-    tolerance: parseDuration(options.tolerance ?? '5s', `${what}.tolerance`, { allowZero: true }),
+    catchUp: parseDuration(options.catchUp === undefined ? '1h' : options.catchUp, `${what}.catchUp`, {
+      allowZero: true,
+    }),
+    tolerance: parseDuration(options.tolerance === undefined ? '5s' : options.tolerance, `${what}.tolerance`, {
+      allowZero: true,
+    }),
   };
 }
 
@@ -254,7 +259,7 @@ export class Scheduling {
 
   /** Checks the arguments of runs() at once; the query runs when called. */
   runsQuery(name: string, options?: RunsQuery): () => Promise<RunRecord[]> {
-    const checked = checkName(name, 'schedule name');
+    const checked = checkScheduleName(checkName(name, 'schedule name'), 'schedule name');
     const { limit = 100 } = checkObject(options, 'runs options');
     if (typeof limit !== 'number') throw invalidType('runs options.limit', 'a whole number', limit);
     if (!Number.isInteger(limit) || limit < 1)
@@ -319,19 +324,19 @@ export class Scheduling {
 function parseKey(key: unknown): { name: string; scheduledAt: Date } {
   const what = 'runCoordinator().shouldRun(key)';
   if (typeof key !== 'string') throw invalidType(what, 'a string "<task name>:<ISO date>"', key);
-  const iso = key.slice(-24);
-  const scheduledAt = new Date(iso);
+  // node-cron's key is `${name}:${slot.toISOString()}`: the ISO date is the end (years beyond 9999 have six digits and a sign).
+  const match = /:((?:[+-]\d{6}|\d{4})-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)$/.exec(key);
+  const iso = match?.[1];
+  const scheduledAt = new Date(iso ?? NaN);
   if (
-    key.length < 26 ||
-    key[key.length - 25] !== ':' ||
-    !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(iso) ||
-    Number.isNaN(scheduledAt.getTime())
+    !match ||
+    match.index === 0 ||
+    Number.isNaN(scheduledAt.getTime()) ||
+    scheduledAt.toISOString() !== iso // Feb 30, T24:00: another tick's time, written otherwise
   )
     throw invalidType(what, 'a string "<task name>:<ISO date>" (node-cron\'s key of a tick)', key);
-  const name = checkScheduleName(
-    checkName(key.slice(0, -25), 'runCoordinator() task name'),
-    'runCoordinator() task name',
-  );
+  const label = `${what}: the task name`;
+  const name = checkScheduleName(checkName(key.slice(0, match.index), label), label);
   return { name, scheduledAt };
 }
 
@@ -493,18 +498,25 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
       // The function's own error was emitted as `failed`; a stop or a close ends waits quietly.
       if (this.#ran(error) || this.stopped || this.#context.manager.closed) return;
       this.#error(error);
+      // The server could not be reached: come back to this tick later, so that an outage does not
+      // leave it without a record (it runs then, or is found done, or recorded lost).
+      if (isConnectionError(error) && rechecks > 0) this.#comeBack(scheduledAt, rechecks);
       return;
     }
     if (!result.ran) this.#emit('skipped', { name: this.name, scheduledAt, reason: result.outcome });
     // Still running when this process's wait ran out: its runner may yet die, or fail to record the
     // end (a stalled server). Come back to it later, so that no tick stays `running` for good.
-    if (!result.ran && result.outcome === 'running' && rechecks > 0 && !this.stopped) {
-      this.#track(
-        this.#sleepUntil(Date.now() + this.#settings.ttl).then(() =>
-          this.stopped ? undefined : this.#tick(scheduledAt, rechecks - 1),
-        ),
-      );
-    }
+    if (!result.ran && result.outcome === 'running' && rechecks > 0) this.#comeBack(scheduledAt, rechecks);
+  }
+
+  /** Runs `#tick(scheduledAt)` again a ttl from now (with one recheck fewer), unless stopped meanwhile. */
+  #comeBack(scheduledAt: Date, rechecks: number): void {
+    if (this.stopped) return;
+    this.#track(
+      this.#sleepUntil(Date.now() + this.#settings.ttl).then(() =>
+        this.stopped ? undefined : this.#tick(scheduledAt, rechecks - 1),
+      ),
+    );
   }
 
   readonly #thrown = new WeakSet<object>();
