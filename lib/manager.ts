@@ -3,9 +3,10 @@ import { EventEmitter } from 'eventemitter3';
 import { realClock } from './clock.js';
 import { Election, type ElectionOptions } from './election.js';
 import { prepend, safeEmit, type Listeners, type Prepended } from './emit.js';
-import { LeaseLostError, LockErrorCode, LockStateError, LockError, invalidType, outOfRange } from './errors.js';
+import { acquireHeld, withExclusive } from './exclusive.js';
+import { LockErrorCode, LockStateError, LockError, invalidType, outOfRange } from './errors.js';
 import { Lease, type HeldLease, type LeaseContext, type LeaseEventArgs } from './lease.js';
-import { waitPlan, type AcquireOptions, type WaitPlan } from './plan.js';
+import { waitPlan, type AcquireOptions } from './plan.js';
 import {
   checkName,
   checkObject,
@@ -190,7 +191,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
    */
   acquire(name: string, options?: ManagerAcquireOptions): Promise<HeldLease> {
     const { lease, plan } = this.#prepare(name, options, Infinity);
-    return this.#acquireHeld(lease, plan);
+    return acquireHeld(lease, plan);
   }
 
   /**
@@ -220,51 +221,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   withLock<T>(name: string, fn: (lease: HeldLease) => T | Promise<T>, options?: ManagerAcquireOptions): Promise<T> {
     if (typeof fn !== 'function') throw invalidType('withLock(name, fn): fn', 'a function', fn);
     const { lease, plan } = this.#prepare(name, options, Infinity);
-    return this.#withLock(lease, plan, fn);
-  }
-
-  async #acquireHeld(lease: Lease, plan: WaitPlan): Promise<HeldLease> {
-    // With a wait, acquire() resolves only once held, or rejects; this keeps that a checked fact.
-    if (!(await lease.acquirePlanned(plan)))
-      throw new LockStateError(LockErrorCode.NotAcquired, `acquire("${lease.name}") ended without the lock`);
-    // Held when acquirePlanned() resolved; a listener of `acquired` (or a close) may have ended it since.
-    if (!lease.held) throw lease.signal.reason;
-    return lease as HeldLease;
-  }
-
-  async #withLock<T>(lease: Lease, plan: WaitPlan, fn: (lease: HeldLease) => T | Promise<T>): Promise<T> {
-    const held = await this.#acquireHeld(lease, plan);
-    let lost: LeaseLostError | undefined;
-    const onLost = (error: LeaseLostError) => void (lost ??= error);
-    lease.on('lost', onLost);
-    try {
-      let result: T;
-      try {
-        result = await fn(held);
-      } catch (error) {
-        if (lease.held) await lease.release().catch((e: unknown) => this.#report(e, lease));
-        throw error;
-      }
-      if (!lease.held) {
-        const reason: unknown = lease.signal.reason;
-        // fn released the lease itself: its work was exclusive up to then.
-        if (reason instanceof LockError && reason.code === LockErrorCode.Released) return result;
-        throw reason;
-      }
-      let released: boolean;
-      try {
-        released = await lease.release();
-      } catch (error) {
-        if (error instanceof LockStateError) throw error; // the manager closed: the release did not happen here
-        this.#report(error, lease); // the release's answer was lost: the lock expires at its ttl
-        return result;
-      }
-      // The release found the lock taken or freed by someone else, or expired: not exclusive to the end.
-      if (!released) throw lost ?? lease.signal.reason;
-      return result;
-    } finally {
-      lease.off('lost', onLost);
-    }
+    return withExclusive(lease, plan, fn, (error) => this.#report(error, lease));
   }
 
   /** The lock `name` as stored, or `null` if it has no document; `held` is judged by the server's clock. */
