@@ -101,7 +101,9 @@ const MAX_RETRIES = 1000;
 
 /** The tick's id: its lock's name and its record's `_id`. */
 export function tickId(name: string, scheduledAt: Date): string {
-  return `${name}@${scheduledAt.toISOString()}`;
+  const iso = scheduledAt.toISOString();
+  // Past year 9999 the ISO form is 27 characters: the time in ms keeps the lock name within 512 bytes.
+  return `${name}@${iso.length === 24 ? iso : scheduledAt.getTime()}`;
 }
 
 /** A schedule name: a lock name with room for the tick's suffix. */
