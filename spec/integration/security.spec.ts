@@ -60,7 +60,10 @@ test.each([
     const lost = nextEvent<[LeaseLostError]>(lease, 'lost', 20_000);
     await (await locks.documents('secure')).updateOne({ _id: name }, update);
     const [error] = await lost;
-    expect(error).toMatchObject({ reason: 'expired', code: 'lost' });
+    // Its watchdog finds it expired, or a manager's set-up sweep (which takes a hold with no expiry
+    // for one long expired) has freed it first: lost either way, never held on.
+    expect(error).toMatchObject({ code: 'lost' });
+    expect(['expired', 'freed']).toContain(error.reason);
     expect(lease.signal.aborted).toBe(true);
     expect(errors.every((code) => code === 'database')).toBe(true); // reads the server refused, if any
     const next = await manager.acquire(name, { wait: '5s' });
