@@ -80,6 +80,8 @@ interface Real {
   readonly elections: { election: Election; slot: number; name: string }[];
   /** Leases whose hold was ended by someone else's force, and when. */
   readonly displaced: Map<Lease, number>;
+  /** Per name: when the last forceRelease on it ended. */
+  readonly forceEnds: Map<string, number>;
   /** Per name: forces begun (a force in flight may displace a hold an `acquired` check is looking at). */
   readonly forces: Map<string, number>;
   /** Names a force is in flight on. */
@@ -192,6 +194,12 @@ async function checkInvariants(model: Model, real: Real, step: string): Promise<
     .filter((c): c is Claim => c !== undefined);
   const stored = await within(readLocks(raw, COLLECTION, real.names), STEP, 'reading the locks');
   for (const claim of claims) {
+    const doc = stored.get(claim.lease.name);
+    const forced = real.forceEnds.get(claim.lease.name);
+    // A grant whose reply came after a forceRelease that freed it (the force applied just after the
+    // grant, on another connection): displaced by that force, whose end it cannot have seen.
+    if (!real.displaced.has(claim.lease) && forced !== undefined && doc?.token === claim.token && doc.leaseId === null)
+      real.displaced.set(claim.lease, forced);
     const since = real.displaced.get(claim.lease);
     if (since !== undefined) {
       if (Date.now() - since > DISPLACED_GRACE)
@@ -392,6 +400,7 @@ class Force extends Step {
       displace(real, name);
       const outcome = await settle(manager.forceRelease(name), this.toString());
       displace(real, name);
+      real.forceEnds.set(name, Date.now());
       if ('error' in outcome) failures.push(`rejected: ${describeError(outcome.error)}`);
       else if (expected !== undefined && outcome.value !== (expected !== null))
         failures.push(
@@ -528,6 +537,7 @@ test(
             leases: [],
             elections: [],
             displaced: new Map(),
+            forceEnds: new Map(),
             forces: new Map(),
             forcing: new Set(),
             lost: new Map(),
