@@ -109,7 +109,8 @@ test("misfire 'skip': the ticks nobody was up for are recorded missed; the due o
     '1:done',
     '0:done',
   ]);
-  expect(runs.filter((t) => t <= x)).toEqual([x - 1000, x]);
+  // The due ticks may start in either order (each runs in its own call).
+  expect(runs.filter((t) => t <= x).sort((a, b) => a - b)).toEqual([x - 1000, x]);
   expect(skipped.map((tick) => [(x - tick.scheduledAt.getTime()) / 1000, tick.reason])).toEqual(
     [7, 6, 5, 4, 3, 2].map((s) => [s, 'missed']),
   );
