@@ -1,7 +1,6 @@
 // The attempt loop of Lease.acquire() and forceAcquire(), with a fake store and a fake clock: no
 // database, no real time. Each test scripts the store's answers, then checks the commands the
 // lease sent (with which lease ids, in which order, at which time) and the events it emitted.
-import type { Clock } from '../../lib/clock';
 import type { AcquireRequest } from '../../lib/commands';
 import { LockError, LockErrorCode, LockTimeoutError } from '../../lib/errors';
 import { Lease, type LeaseContext, type LeaseStore } from '../../lib/lease';
@@ -9,22 +8,10 @@ import { connectionClosed } from '../../lib/mongo-errors';
 import type { LeaseTiming } from '../../lib/options';
 import type { AcquireResult, ReleaseResult } from '../../lib/store';
 import { Wakeups } from '../../lib/wakeups';
+import { FakeClock as BaseClock } from '../helpers/fake-clock';
 
-/** A clock whose time moves only when the test drives it; `now` can also be moved by a slow reply. */
-class FakeClock implements Clock {
-  time = 0;
-  #timers: { at: number; callback: () => void; id: number }[] = [];
-  #ids = 0;
-  now = () => this.time;
-  setTimeout = (callback: () => void, delay: number) => {
-    const timer = { at: this.time + delay, callback, id: ++this.#ids };
-    this.#timers.push(timer);
-    return timer;
-  };
-  clearTimeout = (timer: unknown) => {
-    this.#timers = this.#timers.filter((t) => t !== timer);
-  };
-
+/** The shared fake clock, which also runs an acquisition to its end. */
+class FakeClock extends BaseClock {
   /**
    * Runs until `work` settles: lets promise callbacks run, and whenever nothing else can happen
    * moves time to the next timer and fires it. Fails if `work` waits with no timer left.
@@ -38,11 +25,7 @@ class FakeClock implements Clock {
     for (;;) {
       await new Promise((resolve) => setImmediate(resolve));
       if (outcome) return outcome;
-      const next = [...this.#timers].sort((a, b) => a.at - b.at || a.id - b.id)[0];
-      if (!next) throw new Error('the acquisition waits for something that never comes (no timer is due)');
-      this.#timers = this.#timers.filter((t) => t !== next);
-      this.time = Math.max(this.time, next.at);
-      next.callback();
+      if (!this.fireNext()) throw new Error('the acquisition waits for something that never comes (no timer is due)');
     }
   }
 }

@@ -1,35 +1,16 @@
 import type { LostReason } from '../../lib/errors';
 import type { LeaseTiming } from '../../lib/options';
 import type { HoldKey, HoldState } from '../../lib/store';
-import { Watchdog, type Clock, type WatchedHold, type WatchdogStore } from '../../lib/watchdog';
+import { Watchdog, type WatchedHold, type WatchdogStore } from '../../lib/watchdog';
+import { FakeClock as BaseClock } from '../helpers/fake-clock';
 
-/** A clock whose time moves only when a test says so. */
-class FakeClock implements Clock {
-  time = 0;
-  #timers: { at: number; callback: () => void; id: number }[] = [];
-  #ids = 0;
-  now = () => this.time;
-  setTimeout = (callback: () => void, delay: number) => {
-    const timer = { at: this.time + delay, callback, id: ++this.#ids };
-    this.#timers.push(timer);
-    return timer;
-  };
-  clearTimeout = (timer: unknown) => {
-    this.#timers = this.#timers.filter((t) => t !== timer);
-  };
-  get pending(): number {
-    return this.#timers.length;
-  }
-  /** Moves time forward, firing due timers in order and letting promise callbacks run between them. */
+/** The shared fake clock, moved forward by a test with promise callbacks run between timers. */
+class FakeClock extends BaseClock {
   async advance(ms: number): Promise<void> {
     const end = this.time + ms;
     for (;;) {
       await flush();
-      const next = this.#timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at || a.id - b.id)[0];
-      if (!next) break;
-      this.time = next.at;
-      this.#timers = this.#timers.filter((t) => t !== next);
-      next.callback();
+      if (!this.fireNext(end)) break;
     }
     this.time = end;
     await flush();
