@@ -184,7 +184,11 @@ export class Scheduling {
     const { name, scheduledAt } = parseKey(key);
     if (this.#claimed.has(key) || this.#closing) return false;
     const id = tickId(name, scheduledAt);
-    const lease = await this.#context.manager.tryAcquire(id, { ttl: ttlMs });
+    const lease = await this.#context.manager.tryAcquire(id, { ttl: ttlMs }).catch((error: unknown) => {
+      // A manager closing (node-cron's tick as the process shuts down) runs no more ticks: no error.
+      if (error instanceof LockStateError && error.code === LockErrorCode.Closed) return null;
+      throw error;
+    });
     if (!lease) return false;
     const { store } = this.#run;
     let claimed = false;

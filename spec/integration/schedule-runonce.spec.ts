@@ -193,3 +193,24 @@ test('records live in <collection>.runs, with the indexes of runs() and of the c
     ]),
   );
 });
+
+test("runCoordinator(): a manager closing while shouldRun() is in flight answers false, quietly; the tick stays free for the fleet", async () => {
+  const closing = await locks.manager({ owner: 'closing' });
+  const coordinator = closing.runCoordinator();
+  const key = `coordinated:${tick(30).toISOString()}`;
+  // node-cron calls shouldRun() at a tick as the process shuts down (SIGTERM): no error, no run.
+  const answer = coordinator.shouldRun(key, 2000);
+  await closing.close();
+  await expect(answer).resolves.toBe(false);
+  await expect(coordinator.shouldRun(key, 2000)).resolves.toBe(false);
+  await expect(coordinator.onComplete(key)).resolves.toBeUndefined();
+  const other = await locks.manager({ owner: 'other' });
+  expect(await other.runs('coordinated')).toEqual([]);
+  // Another process claims and runs the tick.
+  const peer = other.runCoordinator();
+  expect(await peer.shouldRun(key, 2000)).toBe(true);
+  await peer.onComplete(key);
+  expect(await other.runs('coordinated')).toEqual([
+    expect.objectContaining({ scheduledAt: tick(30), owner: 'other', outcome: 'done', attempt: 1 }),
+  ]);
+});
