@@ -142,8 +142,23 @@ async function checkAcquired(real: Real, lease: Lease, claim: Claim): Promise<st
   // A force in flight at the event, begun meanwhile, or still in flight may have ended this hold
   // (a forceRelease applied just after the grant): judged at the step's check instead.
   if (forcingAtEvent || (real.forces.get(lease.name) ?? 0) !== forces || real.forcing.has(lease.name)) return '';
+  // A force that ended before the event was emitted: its reply came first, the grant's after.
+  if (noteFreedByForce(real, claim, stored.get(lease.name))) return '';
   const problem = claimProblem(claim, stored.get(lease.name));
   return problem ? `at the acquired event: ${problem}` : '';
+}
+
+/**
+ * A grant whose reply came after a forceRelease that freed it (the force applied just after the
+ * grant, on another connection): displaced by that force, whose end it cannot have seen. Marks it
+ * so and says whether it is.
+ */
+function noteFreedByForce(real: Real, claim: Claim, doc: StoredLock | undefined): boolean {
+  if (real.displaced.has(claim.lease)) return true;
+  const forced = real.forceEnds.get(claim.lease.name);
+  if (forced === undefined || doc?.token !== claim.token || doc.leaseId !== null) return false;
+  real.displaced.set(claim.lease, forced);
+  return true;
 }
 
 const allLeases = (real: Real) => real.slots.flatMap((s) => s.manager.heldLeases);
@@ -194,12 +209,7 @@ async function checkInvariants(model: Model, real: Real, step: string): Promise<
     .filter((c): c is Claim => c !== undefined);
   const stored = await within(readLocks(raw, COLLECTION, real.names), STEP, 'reading the locks');
   for (const claim of claims) {
-    const doc = stored.get(claim.lease.name);
-    const forced = real.forceEnds.get(claim.lease.name);
-    // A grant whose reply came after a forceRelease that freed it (the force applied just after the
-    // grant, on another connection): displaced by that force, whose end it cannot have seen.
-    if (!real.displaced.has(claim.lease) && forced !== undefined && doc?.token === claim.token && doc.leaseId === null)
-      real.displaced.set(claim.lease, forced);
+    noteFreedByForce(real, claim, stored.get(claim.lease.name));
     const since = real.displaced.get(claim.lease);
     if (since !== undefined) {
       if (Date.now() - since > DISPLACED_GRACE)

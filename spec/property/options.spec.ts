@@ -25,6 +25,7 @@ import Lock, {
   type ScheduledJob,
 } from '../../lib/index';
 import { lockFixture } from '../helpers/locks';
+import { waitFor } from '../helpers/wait';
 import {
   claimOf,
   claimProblem,
@@ -635,6 +636,7 @@ describe('options fuzzer', () => {
         8,
         property(bagArb(managerKeys, { absent: false }), async (spec) => {
           let manager: LockManager | undefined;
+          let taken: { name: string; collection: string } | undefined;
           try {
             await runCase(
               expectations(spec, managerJudge),
@@ -650,6 +652,7 @@ describe('options fuzzer', () => {
                 await within(m.ready, SETTLE, 'manager.ready');
                 if ((v.ttl as number) >= 1000 && (v.commandTimeout as number) >= 1000) {
                   const name = fresh('ctor');
+                  taken = { name, collection: v.collection as string };
                   const held = await within(m.tryAcquire(name), SETTLE, 'tryAcquire');
                   if (!held) throw new Error('tryAcquire of a free lock resolved null');
                   const [doc] = await raw
@@ -669,6 +672,14 @@ describe('options fuzzer', () => {
               // close() returns within commandTimeout (1 ms in some cases); its set-up's last
               // commands may still be on their way: let them land before the next case counts.
               await within(manager.ready, SETTLE, 'manager.ready');
+              // So may the release of its lock (close() gives up waiting after commandTimeout):
+              // the lock is free (or expired) once it landed.
+              if (taken) {
+                const { name, collection } = taken;
+                const free = async () => !(await readLocks(raw, collection, [name])).get(name)!.live;
+                await waitFor(free, { timeout: SETTLE, what: `the release of ${name}` });
+              }
+              await within(sent.idle(), SETTLE, 'the commands in flight');
             }
           }
         }),

@@ -112,6 +112,14 @@ export function commandCounter(connection: Connection) {
     // a metadata read (the signals' capped collection being looked for), never a change
     'listCollections',
   ]);
+  const inFlight = new Set<number>();
+  const onIdle: (() => void)[] = [];
+  const ended = (event: { requestId: number }) => {
+    if (!inFlight.delete(event.requestId) || inFlight.size) return;
+    for (const resolve of onIdle.splice(0)) resolve();
+  };
+  connection.getClient().on('commandSucceeded', ended);
+  connection.getClient().on('commandFailed', ended);
   connection.getClient().on('commandStarted', (event) => {
     if (housekeeping.has(event.commandName)) return;
     // The wake-up signals' cursor starts and stops in the background, after waits that ended
@@ -119,6 +127,7 @@ export function commandCounter(connection: Connection) {
     const target = (event.command as Record<string, unknown>)[event.commandName];
     if (typeof target === 'string' && target.endsWith('.signals')) return;
     count++;
+    inFlight.add(event.requestId);
     const command = event.command as Record<string, unknown>;
     sent.push(
       `${event.commandName} ${String(command[event.commandName])} ${JSON.stringify(command.documents ?? command.query ?? command.updates ?? '').slice(0, 200)}`,
@@ -130,6 +139,9 @@ export function commandCounter(connection: Connection) {
     },
     /** Command names sent since `from`. */
     since: (from: number) => sent.slice(from),
+    /** Resolves once every counted command sent so far has been answered. */
+    idle: (): Promise<void> =>
+      inFlight.size ? new Promise<void>((resolve) => void onIdle.push(resolve)) : Promise.resolve(),
   };
 }
 
