@@ -246,7 +246,11 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
   #cron: CronLike | undefined;
   #loop: Promise<void> | undefined;
   #stopped: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
+  /** The sleeps in progress (the loop's, the come-backs'): a stop ends them all. */
+  readonly #sleeps = new Set<() => void>();
+  /** Ticks (ms) that could not be claimed because MongoDB was unreachable: taken up again once it answers. */
+  readonly #unreached = new Set<number>();
+  #retrying = false;
 
   /** @internal Use {@link LockManager.schedule}. */
   constructor(name: string, context: RunContext, settings: JobSettings, fn: ScheduledFunction, forget: () => void) {
@@ -276,7 +280,7 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
 
   async #stop(): Promise<void> {
     this.#stopping.abort(new LockStateError(LockErrorCode.Closed, `the schedule "${this.name}" was stopped`));
-    this.#wake?.();
+    for (const wake of [...this.#sleeps]) wake();
     this.#forget();
     await this.#loop;
     while (this.#inflight.size > 0) await Promise.all([...this.#inflight]);
@@ -342,33 +346,81 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
     return new Date(Math.min(from, started - tolerance));
   }
 
-  async #misfire(ticks: Date[]): Promise<void> {
+  async #misfire(ticks: Date[], quiet = false): Promise<void> {
     const { misfire } = this.#settings;
     if (misfire === 'all') {
-      for (const tick of ticks) if (!this.stopped) await this.#tick(tick);
+      for (const tick of ticks) if (!this.stopped) await this.#tick(tick, RECHECKS, quiet);
       return;
     }
     const run = misfire === 'once' ? ticks.at(-1) : undefined;
     for (const tick of ticks) {
       if (this.stopped) return;
       if (tick === run) continue;
-      const record = await this.#context.store.read(tickId(this.name, tick));
-      if (record && record.outcome !== 'running' && record.outcome !== 'failed') continue;
-      if (record) {
-        await this.#tick(tick); // an unsettled record (runner died, or failed): settled by runOnce
-        continue;
+      try {
+        await this.#skip(tick, quiet);
+      } catch (error) {
+        if (!isConnectionError(error)) throw error;
+        if (!quiet) this.#error(error);
+        quiet = true;
+        this.#unreachable(tick);
       }
-      const recorded = await this.#context.store.missed(
-        { name: this.name, scheduledAt: tick, id: tickId(this.name, tick) },
-        this.#context.manager.owner,
-        this.#settings.retain,
-      );
-      if (recorded) this.#emit('skipped', { name: this.name, scheduledAt: tick, reason: 'missed' });
     }
-    if (run && !this.stopped) await this.#tick(run);
+    if (run && !this.stopped) await this.#tick(run, RECHECKS, quiet);
   }
 
-  async #tick(scheduledAt: Date, rechecks = RECHECKS): Promise<void> {
+  /** A missed tick of the policies `skip` and `once`: recorded `missed` unless a record settles it otherwise. */
+  async #skip(tick: Date, quiet: boolean): Promise<void> {
+    const record = await this.#context.store.read(tickId(this.name, tick));
+    if (record && record.outcome !== 'running' && record.outcome !== 'failed') return;
+    if (record) {
+      await this.#tick(tick, RECHECKS, quiet); // an unsettled record (runner died, or failed): settled by runOnce
+      return;
+    }
+    const recorded = await this.#context.store.missed(
+      { name: this.name, scheduledAt: tick, id: tickId(this.name, tick) },
+      this.#context.manager.owner,
+      this.#settings.retain,
+    );
+    if (recorded) this.#emit('skipped', { name: this.name, scheduledAt: tick, reason: 'missed' });
+  }
+
+  /**
+   * A tick that could not be claimed (or recorded missed) because MongoDB did not answer: kept, and
+   * taken up again every second until MongoDB answers. Then the ticks still within `tolerance` run
+   * as ordinary ticks and the older ones, within `catchUp`, are missed ticks under the `misfire`
+   * policy (together, so that `once` runs one of them): an outage leaves no tick without a record.
+   */
+  #unreachable(tick: Date): void {
+    this.#unreached.add(tick.getTime());
+    if (this.#retrying || this.stopped) return;
+    this.#retrying = true;
+    this.#track(
+      this.#retryUnreached().finally(() => {
+        this.#retrying = false;
+        if (this.#unreached.size > 0 && !this.stopped) this.#unreachable(new Date([...this.#unreached][0]!));
+      }),
+    );
+  }
+
+  async #retryUnreached(): Promise<void> {
+    while (this.#unreached.size > 0) {
+      await this.#sleepUntil(Date.now() + UNREACHED_RETRY);
+      if (this.stopped) return;
+      const { tolerance, catchUp } = this.#settings;
+      const now = Date.now();
+      const ticks = [...this.#unreached]
+        .sort((a, b) => a - b)
+        .filter((tick) => tick >= now - catchUp)
+        .map((tick) => new Date(tick));
+      this.#unreached.clear();
+      const old = ticks.filter((tick) => tick.getTime() <= now - tolerance);
+      if (old.length > 0) await this.#misfire(old, true);
+      for (const tick of ticks.filter((t) => t.getTime() > now - tolerance)) await this.#tick(tick, RECHECKS, true);
+    }
+  }
+
+  /** `quiet`: an outage already reported (a tick taken up again): its connection errors are not reported again. */
+  async #tick(scheduledAt: Date, rechecks = RECHECKS, quiet = false): Promise<void> {
     let result: RunOnceResult<unknown>;
     try {
       result = await runTick(
@@ -387,10 +439,13 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
     } catch (error) {
       // The function's own error was emitted as `failed`; a stop or a close ends waits quietly.
       if (this.#ran(error) || this.stopped || this.#context.manager.closed) return;
-      this.#error(error);
-      // The server could not be reached: come back to this tick later, so that an outage does not
-      // leave it without a record (it runs then, or is found done, or recorded lost).
-      if (isConnectionError(error) && rechecks > 0) this.#comeBack(scheduledAt, rechecks);
+      // The server could not be reached: take this tick up again once it answers, so that an outage
+      // does not leave it without a record (it runs then, or is found done, or recorded missed or lost).
+      if (!isConnectionError(error)) this.#error(error);
+      else {
+        if (!quiet) this.#error(error);
+        this.#unreachable(scheduledAt);
+      }
       return;
     }
     if (!result.ran) this.#emit('skipped', { name: this.name, scheduledAt, reason: result.outcome });
@@ -426,12 +481,13 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
   #sleepUntil(at: number): Promise<void> {
     return new Promise((resolve) => {
       const delay = Math.min(Math.max(0, at - Date.now()), MAX_TIMER);
-      const timer = setTimeout(done, delay);
-      function done() {
+      const done = () => {
         clearTimeout(timer);
+        this.#sleeps.delete(done);
         resolve();
-      }
-      this.#wake = done;
+      };
+      const timer = setTimeout(done, delay);
+      this.#sleeps.add(done);
     });
   }
 
@@ -469,3 +525,5 @@ function ticksBetween(cron: CronLike, after: Date, now: number, floor: number): 
 
 /** How many times a process comes back to a tick it found still running when its wait ran out. */
 const RECHECKS = 3;
+/** How often ticks that met an outage are tried again, in ms. */
+const UNREACHED_RETRY = 1000;

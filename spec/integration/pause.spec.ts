@@ -2,7 +2,8 @@
 // These tests pause a private engine (SIGSTOP), so they start their own whatever MONGODB_URI says.
 import mongoose, { type Connection } from 'mongoose';
 import { LeaseLostError, LockError, LockManager } from '../../lib/index';
-import { nextEvent } from '../helpers/wait';
+import { elapse } from '../helpers/locks';
+import { nextEvent, waitFor } from '../helpers/wait';
 
 import { startEngine } from '../../scripts/engine.cjs';
 
@@ -102,3 +103,80 @@ test('close() returns within about commandTimeout while the server is stalled, e
   }
   await holder.release();
 }, 60_000);
+
+/** The whole seconds in (from, to]. */
+function secondsBetween(from: number, to: number): number[] {
+  const ticks: number[] = [];
+  for (let t = Math.floor(from / 1000) * 1000 + 1000; t <= to; t += 1000) ticks.push(t);
+  return ticks;
+}
+
+test("a schedule across a stall of 12 s: once the server answers, every tick of the stall has a record (misfire 'skip': missed, or run if still recent)", async () => {
+  const m = await manager({ ttl: 3000, commandTimeout: 1000, owner: 'scheduler' });
+  const job = m.schedule('through-stall', '*/1 * * * * *', () => 'ran', { tolerance: '2s', misfire: 'skip' });
+  const outcomes = new Map<number, string>();
+  job.on('done', (run) => void outcomes.set(run.scheduledAt.getTime(), 'done'));
+  job.on('skipped', (tick) => void outcomes.set(tick.scheduledAt.getTime(), tick.reason));
+  job.on('error', () => {}); // the stall is reported once; expected here
+  await nextEvent(job, 'done', 10_000); // running normally
+  engine.pause();
+  const pausedAt = Date.now();
+  await elapse(12_000); // the subject: a stall longer than three ttls
+  engine.resume();
+  const resumedAt = Date.now();
+  const stalled = secondsBetween(pausedAt, resumedAt);
+  // A tick whose claim reached the server during the stall is held by that orphan claim for a ttl:
+  // skipped as `running` at first, then come back to and run.
+  const final = (tick: number) => ['done', 'missed'].includes(outcomes.get(tick) ?? '');
+  await waitFor(() => stalled.every(final), {
+    timeout: 40_000,
+    what: 'every stalled tick settled',
+  });
+  await job.stop();
+  const records = new Map((await m.runs('through-stall', { limit: 1000 })).map((r) => [r.scheduledAt.getTime(), r]));
+  console.log(
+    stalled,
+    [...outcomes],
+    [...records].map(([k, r]) => [k, r.outcome]),
+  );
+  for (const tick of stalled) {
+    expect([tick, records.get(tick)?.outcome]).toEqual([tick, expect.stringMatching(/^(done|missed)$/)]);
+    expect([tick, outcomes.get(tick)]).toEqual([tick, records.get(tick)!.outcome]);
+  }
+  // The oldest ticks of the stall are beyond the tolerance when it ends: missed, not run late.
+  expect(outcomes.get(stalled[0]!)).toBe('missed');
+}, 90_000);
+
+test('stop() ends every sleep of a schedule: with a stalled tick being retried, it returns without waiting for the next tick (a minute away)', async () => {
+  const connection = await mongoose
+    .createConnection(engine.uri, { dbName: 'paused', monitorCommands: true })
+    .asPromise();
+  connections.push(connection);
+  const m = new LockManager({ connection, ttl: 3000, commandTimeout: 1000, owner: 'stopper' });
+  m.on('error', () => {});
+  managers.push(m);
+  // The job reads its newest record first: the stall begins once that read has been answered.
+  const startedUp = new Promise<void>((resolve) =>
+    connection.getClient().on('commandSucceeded', (event) => {
+      if (event.commandName === 'find') resolve();
+    }),
+  );
+  const second = (new Date().getUTCSeconds() + 3) % 60;
+  const job = m.schedule('stop-while-retrying', `${second} * * * * *`, () => 'ran');
+  const errors: string[] = [];
+  job.on('error', (error) => void errors.push(error.message));
+  await startedUp;
+  engine.pause();
+  try {
+    // The tick met the stall (an error naming the tick's lock, `<name>@<date>`): retried every second.
+    await waitFor(() => errors.some((message) => message.includes('stop-while-retrying@')), {
+      timeout: 40_000,
+      what: "the tick's error",
+    });
+    const before = performance.now();
+    await job.stop();
+    expect(performance.now() - before).toBeLessThan(20_000); // the next tick is ~57 s away
+  } finally {
+    engine.resume();
+  }
+}, 90_000);
