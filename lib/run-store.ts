@@ -1,8 +1,9 @@
 // The records of scheduled runs, in `<collection>.runs`: one per tick, claimed atomically.
-import mongoose, { type Connection, type mongo } from 'mongoose';
+import type { Connection, mongo } from 'mongoose';
 import { LockError, LockErrorCode } from './errors.js';
 import { MONGODB_CODES, serverCode, toLockError } from './mongo-errors.js';
 import type { RunDocument, RunRecord } from './runs.js';
+import { openDb } from './store.js';
 import { bounded } from './timeout.js';
 
 /** The records' collection options: acknowledged by a majority, read from the primary. */
@@ -33,12 +34,8 @@ export class RunStore {
   }
 
   async #collection(what: string): Promise<mongo.Collection<RunDocument>> {
-    const connection = this.#connection;
-    if (connection.readyState === mongoose.ConnectionStates.connecting)
-      await bounded(connection.asPromise(), this.#timeout, () => this.#noAnswer(what));
-    if (connection.readyState !== mongoose.ConnectionStates.connected || !connection.db)
-      throw new LockError(LockErrorCode.Connection, `${what}: the mongoose connection is not open`);
-    return connection.db.collection<RunDocument>(this.#name, RECORDS);
+    const db = await openDb(this.#connection, what, this.#timeout);
+    return db.collection<RunDocument>(this.#name, RECORDS);
   }
 
   #noAnswer(what: string): LockError {

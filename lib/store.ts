@@ -31,6 +31,35 @@ import { HistoryLog, ended, type HoldRead } from './history.js';
 import type { HistoryRecord, LockInfo } from './types.js';
 
 /** The error of a command that did not settle in time. */
+/**
+ * The native driver's database handle of `connection`, waiting (bounded by `timeout`) for one that
+ * is still opening. @internal
+ */
+export async function openDb(connection: Connection, what: string, timeout: number): Promise<mongo.Db> {
+  const { connected, connecting } = mongoose.ConnectionStates;
+  if (connection.db && connection.readyState !== connecting) {
+    if (connection.readyState === connected) return connection.db;
+    // Fail now: a command on a closed client would reopen it (driver 6) and keep the process
+    // alive. Mongoose (8 and 9) marks a connection the application closed.
+    if ((connection as { _closeCalled?: unknown })._closeCalled === true) {
+      throw connectionClosed(`${what}: the mongoose connection is closed`);
+    }
+    // Otherwise an outage, or one that has ended without mongoose hearing of it yet (it learns of
+    // it from the driver's monitor, which may look again only much later; after an engine
+    // restart in the torture test, connections stayed "disconnected" for minutes). The command
+    // goes to the driver, whose server selection looks at once; the caller bounds its wait.
+    return connection.db;
+  }
+  if (connection.readyState !== connecting) {
+    throw connectionClosed(
+      `${what}: the mongoose connection is not open (call mongoose.connect() or connection.openUri() first)`,
+    );
+  }
+  await bounded(connection.asPromise(), timeout, () => noAnswer(what, timeout));
+  if (!connection.db) throw new LockError(LockErrorCode.Connection, `${what}: the mongoose connection did not open`);
+  return connection.db;
+}
+
 function noAnswer(what: string, timeout: number): LockError {
   return new LockError(LockErrorCode.Connection, `${what}: MongoDB did not answer within ${Math.round(timeout)} ms`);
 }
@@ -81,27 +110,8 @@ export class LockStore {
   }
 
   /** The native driver's database handle, waiting (bounded) for a connection that is still opening. */
-  async db(what: string, timeout = this.#timeout): Promise<mongo.Db> {
-    const connection = this.#connection;
-    const { connected, connecting } = mongoose.ConnectionStates;
-    if (connection.db && connection.readyState !== connecting) {
-      if (connection.readyState === connected) return connection.db;
-      // Fail now: a command on a closed client would reopen it (driver 6) and keep the process
-      // alive; on a cut-off one it would only hang. Mongoose (8 and 9) marks a connection the
-      // application closed; without that mark, it is an outage, which waits ride out.
-      if ((connection as { _closeCalled?: unknown })._closeCalled === true) {
-        throw connectionClosed(`${what}: the mongoose connection is closed`);
-      }
-      throw new LockError(LockErrorCode.Connection, `${what}: the mongoose connection is disconnected`);
-    }
-    if (connection.readyState !== connecting) {
-      throw connectionClosed(
-        `${what}: the mongoose connection is not open (call mongoose.connect() or connection.openUri() first)`,
-      );
-    }
-    await bounded(connection.asPromise(), timeout, () => noAnswer(what, timeout));
-    if (!connection.db) throw new LockError(LockErrorCode.Connection, `${what}: the mongoose connection did not open`);
-    return connection.db;
+  db(what: string, timeout = this.#timeout): Promise<mongo.Db> {
+    return openDb(this.#connection, what, timeout);
   }
 
   /** The lock collection (or another one of the library's, by `name`), with durable writes and majority reads. */

@@ -156,9 +156,14 @@ test('stop() ends every sleep of a schedule: with a stalled tick being retried, 
   m.on('error', () => {});
   managers.push(m);
   // The job reads its newest record first: the stall begins once that read has been answered.
+  const startedUpReads = new Set<number>();
+  connection.getClient().on('commandStarted', (event) => {
+    if (event.commandName === 'find' && (event.command as { find?: unknown }).find === 'locks.runs')
+      startedUpReads.add(event.requestId);
+  });
   const startedUp = new Promise<void>((resolve) =>
     connection.getClient().on('commandSucceeded', (event) => {
-      if (event.commandName === 'find') resolve();
+      if (event.commandName === 'find' && event.reply && startedUpReads.has(event.requestId)) resolve();
     }),
   );
   const second = (new Date().getUTCSeconds() + 3) % 60;
