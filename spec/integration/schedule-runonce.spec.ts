@@ -194,7 +194,7 @@ test('records live in <collection>.runs, with the indexes of runs() and of the c
   );
 });
 
-test("runCoordinator(): a manager closing while shouldRun() is in flight answers false, quietly; the tick stays free for the fleet", async () => {
+test('runCoordinator(): a manager closing while shouldRun() is in flight answers false, quietly; the tick stays free for the fleet', async () => {
   const closing = await locks.manager({ owner: 'closing' });
   const coordinator = closing.runCoordinator();
   const key = `coordinated:${tick(30).toISOString()}`;
