@@ -202,8 +202,8 @@ test('close() releases the permits, and the manager relays their events', async 
   expect(() => manager.semaphore('closing', { limit: 3 })).toThrow(LockStateError);
 });
 
-test('inspect() lists the live holders by token, the stored limit and the waits of this manager', async () => {
-  const [a, b] = [await locks.manager({ owner: 'worker-a' }), await locks.manager({ owner: 'worker-b' })];
+test('inspect() lists the live holders by token (owners stored as written), the stored limit and the waits here', async () => {
+  const [a, b] = [await locks.manager({ owner: '$token' }), await locks.manager({ owner: 'worker-b' })];
   const sem = b.semaphore('inspected', { limit: 2 });
   expect(await sem.inspect()).toEqual({ name: 'inspected', limit: 2, holders: [], waiting: 0 });
   const first = await a.semaphore('inspected', { limit: 2, ttl: '20s' }).acquire();
@@ -216,7 +216,7 @@ test('inspect() lists the live holders by token, the stored limit and the waits 
     name: 'inspected',
     limit: 2,
     holders: [
-      { owner: 'worker-a', token: first.token, acquiredAt: expect.any(Date), expiresAt: first.expiresAt },
+      { owner: '$token', token: first.token, acquiredAt: expect.any(Date), expiresAt: first.expiresAt },
       { owner: 'worker-b', token: second.token, acquiredAt: expect.any(Date), expiresAt: second.expiresAt },
     ],
     waiting: 1,
