@@ -154,16 +154,17 @@ export class SemaphoreStore {
    * (`taken`) if every permit is held. A semaphore without a document has no entry (`deleted`).
    */
   async read(holds: readonly HoldKey[], timeout: number): Promise<Map<string, HoldState>> {
-    const found = await this.#run(
+    const { found, confirmed } = await this.#store.readBack<SemaphoreDocument[][], SemaphoreDocument>(
       'read permits',
-      (collection) =>
+      (collection, local) =>
         Promise.all(
           batches(holds, keyBytes).map((group) => {
             const { filter, options } = readPermitsCommand(group);
-            return collection.find(filter, { ...options, ...serverBound(timeout, { w: 1 }) }).toArray();
+            return collection.find(filter, { ...options, ...local, ...serverBound(timeout, { w: 1 }) }).toArray();
           }),
         ),
-      { timeout },
+      timeout,
+      this.#collection,
     );
     const docs = new Map<string, PermitRead>();
     for (const doc of found.flat() as unknown as PermitRead[]) docs.set(doc._id, doc);
@@ -174,11 +175,12 @@ export class SemaphoreStore {
       const hold = doc.mine.find((h) => h.leaseId === leaseId);
       const now = doc.now instanceof Date ? { now: doc.now } : {};
       if (hold) {
-        states.set(leaseId, { leaseId, expiresAt: hold.expiresAt, remaining: Number(hold.remaining), ...now });
+        const remaining = Number(hold.remaining);
+        states.set(leaseId, { leaseId, expiresAt: hold.expiresAt, remaining, confirmed, ...now });
       } else {
         // Gone: nobody's lease id can be ours again; '' stands for "another holder's".
         const other = doc.live >= doc.limit ? '' : null;
-        states.set(leaseId, { leaseId: other, expiresAt: new Date(0), remaining: 0, ...now });
+        states.set(leaseId, { leaseId: other, expiresAt: new Date(0), remaining: 0, confirmed, ...now });
       }
     }
     return states;

@@ -4,6 +4,7 @@ import type { Lease } from '../../lib/index';
 import { LockError, LockStateError, type LockManager } from '../../lib/index';
 import type { SemaphoreDocument } from '../../lib/semaphore-commands';
 import { elapse, lockFixture } from '../helpers/locks';
+import { withoutProjections } from '../helpers/retries';
 import { nextEvent, waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '30s', poll: 100 });
@@ -225,6 +226,24 @@ test('inspect() lists the live holders by token (owners stored as written), the 
   await expect(waiting).rejects.toThrow('stop waiting');
   expect((await sem.inspect()).waiting).toBe(0);
   await Promise.all([first.release(), second.release()]);
+});
+
+test('answers without their projection (a retried command on a replica set): a grant is held, busy is busy, a release is a release', async () => {
+  const [a, b] = [await locks.manager(), await locks.manager()];
+  const permit = await withoutProjections(() => a.semaphore('retried', { limit: 1 }).acquire());
+  expect(permit.held).toBe(true);
+  const [stored] = await liveHolders('retried');
+  expect(stored).toMatchObject({ token: permit.token, owner: a.owner, expiresAt: permit.expiresAt });
+  await expect(withoutProjections(() => b.semaphore('retried', { limit: 1 }).tryAcquire())).resolves.toBeNull();
+  await expect(withoutProjections(() => b.semaphore('retried', { limit: 2 }).tryAcquire())).rejects.toThrow(
+    /stored with a limit of 1/,
+  );
+  const events: string[] = [];
+  permit.on('released', () => events.push('released'));
+  permit.on('lost', (error) => events.push(`lost:${error.reason}`));
+  await expect(withoutProjections(() => permit.release())).resolves.toBe(true);
+  expect(events).toEqual(['released']);
+  expect(await liveHolders('retried')).toHaveLength(0);
 });
 
 test('bad input throws a TypeError or RangeError naming the option, before anything is sent', async () => {
