@@ -74,6 +74,9 @@ test('a release frees exactly its permit, and a waiter in another manager gets i
   );
   // Releasing again is refused and frees nothing.
   await expect(first.release()).rejects.toBeInstanceOf(LockStateError);
+  // Nobody's permit is taken by force.
+  await expect(first.forceAcquire()).rejects.toBeInstanceOf(LockStateError);
+  expect(first.held).toBe(false);
   expect(await liveHolders('slots')).toHaveLength(2);
   await Promise.all([second.release(), got.release()]);
 });
