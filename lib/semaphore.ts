@@ -40,7 +40,10 @@ export interface SemaphoreInfo {
   readonly limit: number;
   /** The live holders by the server's clock, by token. */
   readonly holders: readonly SemaphoreHolder[];
-  /** Acquisitions of this semaphore waiting in this manager (other processes' waits are not recorded). */
+  /**
+   * Acquisitions of this semaphore (`acquire()`, `withPermit()`) waiting in this manager, through any
+   * of its declarations; other processes' waits are not recorded.
+   */
   readonly waiting: number;
 }
 
@@ -60,15 +63,24 @@ export class Semaphore {
   readonly #timing: LeaseTiming;
   readonly #context: LeaseContext;
   readonly #store: SemaphoreStore;
-  #waiting = 0;
+  /** The waits in progress for this name in this manager (shared by its declarations of the name). */
+  readonly #waits: { count: number };
 
   /** @internal Use {@link LockManager.semaphore}. */
-  constructor(name: string, limit: number, timing: LeaseTiming, context: LeaseContext, store: SemaphoreStore) {
+  constructor(
+    name: string,
+    limit: number,
+    timing: LeaseTiming,
+    context: LeaseContext,
+    store: SemaphoreStore,
+    waits: { count: number },
+  ) {
     this.name = name;
     this.limit = limit;
     this.#timing = timing;
     this.#context = context;
     this.#store = store;
+    this.#waits = waits;
   }
 
   /** The permit's ttl in ms. */
@@ -83,7 +95,7 @@ export class Semaphore {
    */
   acquire(options?: AcquireOptions): Promise<HeldLease> {
     const plan = this.#plan(options, Infinity);
-    return this.#waits(plan, acquireHeld(this.#permit(), plan));
+    return this.#counted(plan, acquireHeld(this.#permit(), plan));
   }
 
   /** A held permit after one attempt, or `null` if every permit is taken. `wait` and `strategy` are refused. */
@@ -102,7 +114,7 @@ export class Semaphore {
     if (typeof fn !== 'function') throw invalidType('withPermit(fn): fn', 'a function', fn);
     const plan = this.#plan(options, Infinity);
     const permit = this.#permit();
-    return this.#waits(
+    return this.#counted(
       plan,
       withExclusive(permit, plan, fn, (error) => this.#context.host.report(error, permit)),
     );
@@ -116,7 +128,7 @@ export class Semaphore {
       name: this.name,
       limit: stored?.limit ?? this.limit,
       holders: stored?.holders ?? [],
-      waiting: this.#waiting,
+      waiting: this.#waits.count,
     }));
     host.pending(work);
     return work;
@@ -137,13 +149,13 @@ export class Semaphore {
   }
 
   /** Counts a waiting acquisition while it is in progress. */
-  async #waits<T>(plan: WaitPlan, work: Promise<T>): Promise<T> {
+  async #counted<T>(plan: WaitPlan, work: Promise<T>): Promise<T> {
     if (!plan.waits) return work;
-    this.#waiting++;
+    this.#waits.count++;
     try {
       return await work;
     } finally {
-      this.#waiting--;
+      this.#waits.count--;
     }
   }
 }
@@ -163,7 +175,19 @@ export function declareSemaphore(
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
     throw outOfRange(`${what}.limit`, `a whole number from 1 to ${MAX_LIMIT}`, limit);
   const timing = leaseTiming(settings, { ttl, heartbeat }, what);
-  return new Semaphore(checked, limit, timing, permitContext(context, store, checked, limit), store);
+  const permits = permitContext(context, store, checked, limit);
+  return new Semaphore(checked, limit, timing, permits, store, waitCounter(context, checked));
+}
+
+/** Per manager (by its lease context) and semaphore name: the waits in progress, for inspect(). */
+const waitsByManager = new WeakMap<LeaseContext, Map<string, { count: number }>>();
+
+function waitCounter(context: LeaseContext, name: string): { count: number } {
+  let byName = waitsByManager.get(context);
+  if (!byName) waitsByManager.set(context, (byName = new Map<string, { count: number }>()));
+  let waits = byName.get(name);
+  if (!waits) byName.set(name, (waits = { count: 0 }));
+  return waits;
 }
 
 /** Where a lock's waits and release signals would go, a semaphore's go under this key. */

@@ -122,8 +122,8 @@ test('the watchdog renews permits: one command each way per tick however many pe
   renewedNow.forEach((t, i) => expect(t).toBeGreaterThan(expiry[i]!));
   const lockTicks = delta('update locks');
   expect(lockTicks).toBeGreaterThanOrEqual(5);
-  expect(Math.abs(delta('update locks.semaphores') - lockTicks)).toBeLessThanOrEqual(1);
-  expect(Math.abs(delta('find locks.semaphores') - delta('find locks'))).toBeLessThanOrEqual(1);
+  expect(Math.abs(delta('update locks.semaphores') - lockTicks)).toBeLessThanOrEqual(2);
+  expect(Math.abs(delta('find locks.semaphores') - delta('find locks'))).toBeLessThanOrEqual(2);
   await Promise.all([...permits, ...leases].map((l) => l.release()));
 });
 
@@ -215,7 +215,7 @@ test('inspect() lists the live holders by token (owners stored as written), the 
   const waiter = new AbortController();
   const waiting = sem.acquire({ signal: waiter.signal });
   await waitFor(async () => (await sem.inspect()).waiting === 1);
-  const info = await sem.inspect();
+  const info = await b.semaphore('inspected', { limit: 2 }).inspect(); // another declaration, same manager
   expect(info).toEqual({
     name: 'inspected',
     limit: 2,
