@@ -180,6 +180,18 @@ test('a permit taken away in the document emits lost (freed, or taken when the s
   expect((await liveHolders('full')).map((h) => h.owner)).toEqual(['intruder']); // not released by the loser
 });
 
+test('a document tampered out of shape ends the hold and fails acquisitions: it never stalls them', async () => {
+  const manager = await locks.manager({ ttl: 1500, heartbeat: 200 });
+  const errors: unknown[] = [];
+  manager.on('error', (error) => errors.push(error));
+  const permit = await manager.semaphore('mangled', { limit: 2 }).acquire();
+  await (await semaphores()).updateOne({ _id: 'mangled' }, { $set: { holders: 'junk' as never } });
+  const [lost] = await nextEvent<[{ reason: string }]>(permit, 'lost', 10_000);
+  expect(lost.reason).toBe('expired'); // no renewal could land: it ran out before the server could give it away
+  expect(errors.length).toBeGreaterThan(0);
+  await expect(manager.semaphore('mangled', { limit: 2 }).tryAcquire()).rejects.toMatchObject({ code: 'database' });
+});
+
 test('two declarations with different limits: a LockError saying which limit is stored', async () => {
   const [a, b] = [await locks.manager(), await locks.manager()];
   const permit = await a.semaphore('declared', { limit: 2 }).acquire();
