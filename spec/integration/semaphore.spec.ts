@@ -1,5 +1,6 @@
 // Counting semaphores (issue 13): at most `limit` live holders across managers, each permit a
 // lease (events, signal, fencing token, renewal, loss), checked against the stored document.
+import { mongo } from 'mongoose';
 import type { Lease } from '../../lib/index';
 import { LockError, LockStateError, type LockManager } from '../../lib/index';
 import type { SemaphoreDocument } from '../../lib/semaphore-commands';
@@ -190,6 +191,32 @@ test('a document tampered out of shape ends the hold and fails acquisitions: it 
   expect(lost.reason).toBe('expired'); // no renewal could land: it ran out before the server could give it away
   expect(errors.length).toBeGreaterThan(0);
   await expect(manager.semaphore('mangled', { limit: 2 }).tryAcquire()).rejects.toMatchObject({ code: 'database' });
+});
+
+test('a grant whose answer came too late is given back: the permit is free again', async () => {
+  const manager = await locks.manager({ commandTimeout: 500 });
+  manager.on('error', () => {});
+  const sem = manager.semaphore('late', { limit: 1 });
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the collection as `this`
+  const send = mongo.Collection.prototype.findOneAndUpdate;
+  const slow = jest.spyOn(mongo.Collection.prototype, 'findOneAndUpdate');
+  let delayed = 0;
+  slow.mockImplementation(async function (this: mongo.Collection, ...args: unknown[]) {
+    // The first acquisition of 'late' is answered after the command timeout.
+    if ((args[0] as { _id?: unknown })._id === 'late' && delayed++ === 0) await elapse(1000);
+    return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+  } as typeof send);
+  try {
+    await expect(sem.tryAcquire()).rejects.toMatchObject({ code: 'connection' });
+  } finally {
+    slow.mockRestore();
+  }
+  // The attempt landed after all (its token is stored), and its permit was given back.
+  const granted = await waitFor(() => semaphores().then((c) => c.findOne({ _id: 'late', token: { $gt: 0 } })));
+  await waitFor(async () => (await liveHolders('late')).length === 0);
+  const next = await sem.tryAcquire();
+  expect(next!.token).toBeGreaterThan(Number(granted.token));
+  await next!.release();
 });
 
 test('two declarations with different limits: a LockError saying which limit is stored', async () => {
