@@ -35,9 +35,9 @@ export interface WatchdogStore {
  * One loop per manager that keeps its held leases alive and honest. Each tick renews every held
  * lease that has a heartbeat (one batched update) and then re-reads every held lease (one batched
  * find): two round trips however many leases are held. Semaphore permits have their own batched
- * update and find, sent alongside the locks' (two more commands, not more round trips). The read gives each lease's remaining time
- * by the server's clock, from which its local deadline is set: read's send time + remaining −
- * margin. A second timer fires at the earliest local deadline, whether or not a tick is stuck on
+ * update and find, sent beside the locks' (two more commands, no more round trips). The read gives
+ * each lease's remaining time by the server's clock, from which its local deadline is set: read's
+ * send time + remaining − margin. A second timer fires at the earliest local deadline, whether or not a tick is stuck on
  * a hanging command. Ticks never overlap: the next is scheduled when one settles. Both timers are
  * unref'ed: holding a lease does not by itself keep a process alive.
  */
