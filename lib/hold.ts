@@ -14,6 +14,8 @@ export interface HoldInit {
   readonly expiresAt: Date;
   /** Local deadline, by `clock`. */
   readonly deadline: number;
+  /** A semaphore's permit (the watchdog renews and reads it in the semaphore's document). */
+  readonly permit?: boolean;
   /** The clock the deadline is measured by (the lease's). */
   readonly clock: Pick<Clock, 'now'>;
   readonly onLost: (hold: Hold, reason: LostReason) => void;
@@ -39,6 +41,7 @@ export class Hold implements WatchedHold {
   readonly timing: LeaseTiming;
   readonly token: number;
   readonly owner: string;
+  readonly permit: boolean;
   expiresAt: Date;
   deadline: number;
   readonly #clock: Pick<Clock, 'now'>;
@@ -60,6 +63,7 @@ export class Hold implements WatchedHold {
       expiresAt: this.expiresAt,
       deadline: this.deadline,
     } = init);
+    this.permit = init.permit === true;
     this.#clock = init.clock;
     this.#onLost = init.onLost;
     this.#onDeadline = init.onDeadline;

@@ -23,6 +23,13 @@ export {
 } from './lease.js';
 export type { AcquireOptions } from './plan.js';
 export {
+  Semaphore,
+  type SemaphoreOptions,
+  type SemaphoreInfo,
+  type SemaphoreHolder,
+  type TryPermitOptions,
+} from './semaphore.js';
+export {
   ScheduledJob,
   type ScheduleOptions,
   type ScheduledJobEvents,

@@ -75,6 +75,8 @@ export interface LeaseContext {
   /** Aborts (with a LockStateError `closed`) when the manager closes. */
   readonly closing: AbortSignal;
   readonly host: LeaseHost;
+  /** The leases are a semaphore's permits: their holds are marked so for the watchdog. */
+  readonly permit?: boolean;
 }
 
 /** The manager's side of its leases: what it tracks of them, and where their events go. @internal */

@@ -322,6 +322,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
       owner: result.owner,
       expiresAt: result.expiresAt,
       deadline,
+      permit: this.#context.permit,
       clock: this.#context.clock,
       onLost: (h, reason) => this.#lose(h, reason),
       onDeadline: (h) => this.#deadlinePassed(h),

@@ -24,6 +24,8 @@ import {
   type ScheduledFunction,
   type ScheduledJob,
 } from './schedule.js';
+import { declareSemaphore, type Semaphore, type SemaphoreOptions } from './semaphore.js';
+import { SemaphoreStore } from './semaphore-store.js';
 import { setUp } from './setup.js';
 import { ReleaseSignals } from './signals.js';
 import { LockStore } from './store.js';
@@ -68,6 +70,7 @@ export interface LockManagerEvents extends Listeners<ForwardedArgs> {
 export class LockManager extends EventEmitter<LockManagerEvents> {
   readonly #settings: ManagerSettings;
   readonly #store: LockStore;
+  readonly #semaphores: SemaphoreStore;
   readonly #watchdog: Watchdog;
   readonly #wakeups: Wakeups;
   readonly #signals: ReleaseSignals | undefined;
@@ -92,7 +95,12 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
       report: (error) => this.#report(error),
       track: (work) => void this.#track(work),
     });
-    this.#watchdog = new Watchdog(this.#store, (error) => this.#report(error));
+    const store = this.#store;
+    this.#semaphores = new SemaphoreStore(store, `${settings.collection}.semaphores`, settings.commandTimeout);
+    this.#watchdog = new Watchdog(
+      { renew: (h, t) => store.renew(h, t), read: (n, t) => store.read(n, t), permits: this.#semaphores },
+      (error) => this.#report(error),
+    );
     const signals = settings.wakeups
       ? new ReleaseSignals(
           this.#store,
@@ -166,6 +174,17 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   lease(name: string, options?: LeaseOptions): Lease {
     this.#checkOpen();
     return new Lease(checkName(name), leaseTiming(this.#settings, options), this.#context);
+  }
+
+  /**
+   * A counting semaphore `name` with `limit` permits (at most `limit` holders at once, across
+   * processes): see {@link Semaphore} and docs/semaphores.md. Each permit is a lease with the
+   * given `ttl` and `heartbeat` (the manager's by default). Throws a TypeError or RangeError on a
+   * bad name or options, and a LockStateError once the manager is closed.
+   */
+  semaphore(name: string, options: SemaphoreOptions): Semaphore {
+    this.#checkOpen();
+    return declareSemaphore(name, options, this.#settings, this.#context, this.#semaphores);
   }
 
   /**

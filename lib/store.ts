@@ -278,40 +278,17 @@ export class LockStore {
       names.map((name) => ({ name })),
       (n) => Buffer.byteLength(n.name) + 16,
     );
-    const majority = this.#majorityReads;
-    const send = () =>
-      this.run(
-        'read',
-        (collection) =>
-          Promise.all(
-            groups.map((group) => {
-              const { filter, options } = readCommand(group.map((n) => n.name));
-              const local = this.#majorityReads ? {} : { readConcern: { level: 'local' as const } };
-              return collection.find(filter, { ...options, ...local, ...serverBound(timeout, { w: 1 }) }).toArray();
-            }),
-          ),
-        { timeout },
-      );
-    let found;
-    try {
-      found = await send();
-    } catch (error) {
-      // A set that has majority reads turned off (MongoDB 4.4 PSA with enableMajorityReadConcern:
-      // false) refuses them: read `local` from now on, and say so once. The watchdog then rests
-      // deadlines only on renewals that were acknowledged by a majority (HoldState.confirmed).
-      if (!majority || serverCode((error as { cause?: unknown }).cause) !== MONGODB_CODES.ReadConcernMajorityNotEnabled)
-        throw error;
-      this.#majorityReads = false;
-      this.#report(
-        new LockError(
-          LockErrorCode.Database,
-          'majority reads are turned off on this deployment: the watchdog reads `local`, and a lease lasts only as long as its last acknowledged renewal allows',
-          { cause: error },
+    const { found, confirmed } = await this.readBack<LockDocument[][], LockDocument>(
+      'read',
+      (collection, local) =>
+        Promise.all(
+          groups.map((group) => {
+            const { filter, options } = readCommand(group.map((n) => n.name));
+            return collection.find(filter, { ...options, ...local, ...serverBound(timeout, { w: 1 }) }).toArray();
+          }),
         ),
-      );
-      found = await send();
-    }
-    const confirmed = this.#majorityReads;
+      timeout,
+    );
     const states = new Map<string, HoldState>();
     for (const doc of found.flat()) {
       const state = doc as unknown as {
@@ -330,6 +307,45 @@ export class LockStore {
       });
     }
     return states;
+  }
+
+  /**
+   * Runs one of the watchdog's read-backs (`find` adds `local` to its options): with read concern
+   * majority, or `local` once the deployment has refused majority reads. `confirmed`: it was a
+   * majority read. `collection`: another collection of the library's (the semaphores').
+   */
+  async readBack<T, D extends mongo.Document = LockDocument>(
+    what: string,
+    find: (collection: mongo.Collection<D>, local: { readConcern?: { level: 'local' } }) => Promise<T>,
+    timeout: number,
+    collection?: string,
+  ): Promise<{ found: T; confirmed: boolean }> {
+    const majority = this.#majorityReads;
+    const send = () =>
+      this.run<T, D>(what, (c) => find(c, this.#majorityReads ? {} : { readConcern: { level: 'local' } }), {
+        timeout,
+        ...(collection !== undefined && { collection }),
+      });
+    try {
+      return { found: await send(), confirmed: this.#majorityReads };
+    } catch (error) {
+      // A set that has majority reads turned off (MongoDB 4.4 PSA with enableMajorityReadConcern:
+      // false) refuses them: read `local` from now on, and say so once. The watchdog then rests
+      // deadlines only on renewals that were acknowledged by a majority (HoldState.confirmed).
+      if (!majority || serverCode((error as { cause?: unknown }).cause) !== MONGODB_CODES.ReadConcernMajorityNotEnabled)
+        throw error;
+      if (this.#majorityReads) {
+        this.#majorityReads = false;
+        this.#report(
+          new LockError(
+            LockErrorCode.Database,
+            'majority reads are turned off on this deployment: the watchdog reads `local`, and a lease lasts only as long as its last acknowledged renewal allows',
+            { cause: error },
+          ),
+        );
+      }
+      return { found: await send(), confirmed: false };
+    }
   }
 
   /** One lock's state, or null if there is no document for it. */

@@ -16,20 +16,28 @@ export interface WatchedHold extends HoldKey {
   lost(reason: LostReason): void;
   /** The local deadline passed with no renewal. */
   deadlinePassed(): void;
+  /** A semaphore's permit: renewed and read back by {@link WatchdogStore.permits}, by its lease id. */
+  readonly permit?: boolean;
 }
 
 /** The two commands a tick sends (implemented by LockStore; unit tests pass a stub). */
 export interface WatchdogStore {
   renew(holds: readonly HoldKey[], timeout: number): Promise<unknown>;
   read(names: readonly string[], timeout: number): Promise<Map<string, HoldState>>;
+  /** The same two commands for semaphore permits (their read answers by lease id), if there can be any. */
+  readonly permits?: {
+    renew(holds: readonly HoldKey[], timeout: number): Promise<unknown>;
+    read(holds: readonly HoldKey[], timeout: number): Promise<Map<string, HoldState>>;
+  };
 }
 
 /**
  * One loop per manager that keeps its held leases alive and honest. Each tick renews every held
  * lease that has a heartbeat (one batched update) and then re-reads every held lease (one batched
- * find): two round trips however many leases are held. The read gives each lease's remaining time
- * by the server's clock, from which its local deadline is set: read's send time + remaining −
- * margin. A second timer fires at the earliest local deadline, whether or not a tick is stuck on
+ * find): two round trips however many leases are held. Semaphore permits have their own batched
+ * update and find, sent beside the locks' (two more commands, no more round trips). The read gives
+ * each lease's remaining time by the server's clock, from which its local deadline is set: read's
+ * send time + remaining − margin. A second timer fires at the earliest local deadline, whether or not a tick is stuck on
  * a hanging command. Ticks never overlap: the next is scheduled when one settles. Both timers are
  * unref'ed: holding a lease does not by itself keep a process alive.
  */
@@ -131,7 +139,11 @@ export class Watchdog {
       const renewSent = this.#clock.now();
       let renewed = false;
       if (renewable.length > 0) {
-        await this.#store.renew(renewable, timeout).then(
+        await this.#byKind(
+          renewable,
+          (locks) => this.#store.renew(locks, timeout),
+          (permits, store) => store.renew(permits, timeout),
+        ).then(
           () => (renewed = true),
           (error: unknown) => {
             failed = true;
@@ -140,14 +152,24 @@ export class Watchdog {
         );
       }
       const readSent = this.#clock.now();
-      const states = await this.#store.read(
-        holds.map((h) => h.name),
-        timeout,
+      const [locks, permits] = await this.#byKind(
+        holds,
+        (some) =>
+          this.#store.read(
+            some.map((h) => h.name),
+            timeout,
+          ),
+        (some, store) => store.read(some, timeout),
       );
-      this.#sampleServerClock(states, readSent, this.#clock.now(), holds);
+      this.#sampleServerClock(
+        [...(locks ?? []).values(), ...(permits ?? []).values()],
+        readSent,
+        this.#clock.now(),
+        holds,
+      );
       for (const hold of holds) {
         if (!this.#holds.has(hold)) continue; // released or lost while the tick was out
-        const state = states.get(hold.name);
+        const state = hold.permit ? permits?.get(hold.leaseId) : locks?.get(hold.name);
         const reason: LostReason | undefined = !state
           ? 'deleted'
           : state.leaseId === null
@@ -189,6 +211,21 @@ export class Watchdog {
     }
   }
 
+  /** Sends `locks` the holds of locks and `permits` those of permits, at once (each only if there are any). */
+  #byKind<T>(
+    holds: readonly WatchedHold[],
+    locks: (holds: readonly WatchedHold[]) => Promise<T>,
+    permits: (holds: readonly WatchedHold[], store: NonNullable<WatchdogStore['permits']>) => Promise<T>,
+  ): Promise<[T | undefined, T | undefined]> {
+    const ofLocks = holds.filter((h) => !h.permit);
+    const ofPermits = holds.filter((h) => h.permit);
+    const store = this.#store.permits;
+    return Promise.all([
+      ofLocks.length > 0 ? locks(ofLocks) : undefined,
+      ofPermits.length > 0 && store ? permits(ofPermits, store) : undefined,
+    ]);
+  }
+
   /**
    * Tracks the offset between the server's clock (the judge of every expiry) and this process's
    * monotonic clock, from the `$$NOW` a read carries. A jump larger than half the smallest margin
@@ -196,14 +233,9 @@ export class Watchdog {
    * server, or a failover to a member whose clock differs. Held leases already follow the server's
    * new view from this read on; the jump is reported, since it ate into (or past) the margin.
    */
-  #sampleServerClock(
-    states: Map<string, HoldState>,
-    sent: number,
-    received: number,
-    holds: readonly WatchedHold[],
-  ): void {
+  #sampleServerClock(states: Iterable<HoldState>, sent: number, received: number, holds: readonly WatchedHold[]): void {
     let now: Date | undefined;
-    for (const state of states.values()) if (state.now) now = state.now;
+    for (const state of states) if (state.now) now = state.now;
     if (!now || holds.length === 0) return;
     const sample = { offset: now.getTime() - (sent + received) / 2, uncertainty: (received - sent) / 2 };
     const previous = this.#clockSample;

@@ -4,29 +4,10 @@
 import { mongo } from 'mongoose';
 import { LockStore } from '../../lib/store';
 import { lockFixture } from '../helpers/locks';
+import { withoutProjections } from '../helpers/retries';
 import { waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '10s', history: true });
-
-/** Strips the projection from every findOneAndUpdate while `work` runs. */
-async function withoutProjections<T>(work: () => Promise<T>): Promise<T> {
-  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the collection as `this`
-  const original = mongo.Collection.prototype.findOneAndUpdate;
-  const spy = jest.spyOn(mongo.Collection.prototype, 'findOneAndUpdate').mockImplementation(function (
-    this: mongo.Collection,
-    filter,
-    update,
-    options,
-  ) {
-    const { projection: _stripped, ...rest } = (options ?? {}) as Record<string, unknown>;
-    return (original as (...args: unknown[]) => Promise<unknown>).call(this, filter, update, rest);
-  } as typeof original);
-  try {
-    return await work();
-  } finally {
-    spy.mockRestore();
-  }
-}
 
 test('an acquisition answered with the stored document is held, with the stored token', async () => {
   const manager = await locks.manager();

@@ -27,6 +27,7 @@ import {
   readLocks,
   recordCounts,
   rejectionRecorder,
+  settle as settleWithin,
   within,
   type Claim,
   type StoredLock,
@@ -258,17 +259,7 @@ function orphanProblems(real: Real, name: string, doc: StoredLock): string[] {
 // ---------------------------------------------------------------------------------------------
 // Commands.
 
-type Outcome = { value: unknown } | { error: unknown };
-async function settle(promise: Promise<unknown>, what: string): Promise<Outcome> {
-  return within(
-    promise.then(
-      (value: unknown) => ({ value }),
-      (error: unknown) => ({ error }),
-    ),
-    STEP,
-    what,
-  );
-}
+const settle = (promise: Promise<unknown>, what: string) => settleWithin(promise, STEP, what);
 const isCode = (error: unknown, ...codes: string[]) => error instanceof LockError && codes.includes(error.code);
 
 abstract class Step implements fc.AsyncCommand<Model, Real, false> {

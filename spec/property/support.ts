@@ -47,6 +47,21 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
   return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
 }
 
+/** How a call ended: the value it resolved, or the error it threw or rejected with. */
+export type Outcome = { value: unknown } | { error: unknown };
+
+/** Waits for `promise` to settle (failing after `ms`, as {@link within}) and says how it ended, without throwing. */
+export function settle(promise: Promise<unknown>, ms: number, what: string): Promise<Outcome> {
+  return within(
+    promise.then(
+      (value: unknown) => ({ value }),
+      (error: unknown) => ({ error }),
+    ),
+    ms,
+    what,
+  );
+}
+
 /** Records unhandled rejections from the moment it is installed (in a beforeAll) until removed. */
 export function rejectionRecorder() {
   const seen: unknown[] = [];

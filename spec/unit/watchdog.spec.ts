@@ -220,3 +220,41 @@ test('a read that could not be majority rests the deadline only on an acknowledg
   expect(h.deadline).toBe(370);
   watchdog.stop();
 });
+
+test('permits beside locks: one more renewal and one more read per tick, the permits read by lease id', async () => {
+  const { clock, store: locks, errors } = setup();
+  const permits = { renews: [] as string[][], reads: [] as string[][], states: new Map<string, HoldState>() };
+  const store: WatchdogStore = {
+    renew: (holds) => locks.renew(holds),
+    read: (names) => locks.read(names),
+    permits: {
+      renew: (holds) => Promise.resolve(void permits.renews.push(holds.map((h) => h.leaseId))),
+      read: (holds) => {
+        permits.reads.push(holds.map((h) => h.leaseId));
+        return Promise.resolve(new Map([...permits.states].filter(([id]) => holds.some((h) => h.leaseId === id))));
+      },
+    },
+  };
+  const watchdog = new Watchdog(store, (e) => errors.push(e), clock);
+  const lock = hold('sem', timing(100), 1000);
+  // Three permits of one semaphore, named as a lock held beside them: told apart by lease id.
+  const held = [1, 2, 3].map((n) => ({ ...hold('sem', timing(100), 1000), leaseId: `permit-${n}`, permit: true }));
+  for (const h of [lock, ...held]) watchdog.add(h);
+  locks.states.set('sem', { leaseId: lock.leaseId, remaining: 300, expiresAt: new Date(300) });
+  for (const h of held.slice(0, 2))
+    permits.states.set(h.leaseId, { leaseId: h.leaseId, remaining: 250, expiresAt: new Date(250) });
+  permits.states.set('permit-3', { leaseId: '', remaining: 0, expiresAt: new Date(0) }); // gone, every permit taken
+  await clock.advance(100);
+  await clock.advance(100);
+  expect(locks.renews).toEqual([[{ name: 'sem', leaseId: lock.leaseId }], [{ name: 'sem', leaseId: lock.leaseId }]]);
+  expect(locks.reads).toEqual([['sem'], ['sem']]);
+  expect(permits.renews).toEqual([
+    ['permit-1', 'permit-2', 'permit-3'],
+    ['permit-1', 'permit-2'],
+  ]);
+  expect(permits.reads).toEqual(permits.renews);
+  expect(held.map((h) => h.events)).toEqual([[], [], ['lost:taken']]);
+  expect(held[0]!.deadline).toBe(100 + 100 + 250 - held[0]!.timing.margin);
+  expect(lock.events).toEqual([]);
+  expect(errors).toEqual([]);
+});

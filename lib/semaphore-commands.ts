@@ -1,0 +1,238 @@
+// The commands of counting semaphores, as pure values (lib/semaphore-store.ts sends them). Like
+// the lock's (lib/commands.ts): one update pipeline per change, every caller value a `$literal`,
+// every expiry judged by the server's `$$NOW`.
+import { DURABLE, RELAXED, serverBound } from './commands.js';
+
+/**
+ * One semaphore: one document, in `<collection>.semaphores`, kept (never removed by the library)
+ * so that its fencing token only ever grows. All times are the server's (`$$NOW`).
+ */
+export interface SemaphoreDocument {
+  /** The semaphore's name. */
+  _id: string;
+  /** How many holders it admits at once: set by the first acquisition, checked by every other. */
+  limit: number;
+  /** Fencing token of the latest grant: every grant takes the next one. */
+  token: number;
+  /** The holds, live or not yet dropped (an expired one goes at the next acquisition), in grant order. */
+  holders: PermitHolder[];
+  /** A contender found every permit taken and waits: a release signals waiters in other processes. */
+  contended?: boolean;
+}
+
+/** One hold of a permit. */
+export interface PermitHolder {
+  /** Private id of the hold, the only key that renews or releases it. */
+  leaseId: string;
+  owner: string;
+  token: number;
+  acquiredAt: Date;
+  /** When the hold ends unless renewed. */
+  expiresAt: Date;
+  /** The hold's lease duration in ms: each renewal sets expiresAt to $$NOW + ttl. */
+  ttl: number;
+}
+
+/** One attempt to take a permit. */
+export interface PermitRequest {
+  readonly name: string;
+  readonly limit: number;
+  readonly leaseId: string;
+  readonly owner: string;
+  readonly ttl: number;
+  /** The contender will wait if every permit is taken: mark the semaphore `contended`. */
+  readonly waiting?: boolean;
+  readonly maxTimeMS?: number;
+}
+
+const holders = { $ifNull: ['$holders', []] };
+const liveHolder = (h: string) => ({ $gt: [`${h}.expiresAt`, '$$NOW'] });
+
+/**
+ * What an acquisition answers (and, on the rare retried path, the read that stands in for it):
+ * the stored limit, this lease's hold if it has one, and when the earliest hold ends.
+ */
+export function permitProjection(leaseId: string) {
+  const mine = { $filter: { input: holders, as: 'h', cond: { $eq: ['$$h.leaseId', { $literal: leaseId }] } } };
+  return {
+    _id: 0,
+    limit: 1,
+    mine: {
+      $map: {
+        input: mine,
+        as: 'h',
+        in: {
+          token: '$$h.token',
+          owner: '$$h.owner',
+          expiresAt: '$$h.expiresAt',
+          remaining: { $subtract: ['$$h.expiresAt', '$$NOW'] },
+        },
+      },
+    },
+    // When the earliest hold ends (a permit frees up then at the latest): when to try again.
+    remaining: { $subtract: [{ $min: '$holders.expiresAt' }, '$$NOW'] },
+  };
+}
+
+/**
+ * One atomic attempt to take a permit of `name`: one `findOneAndUpdate` with upsert, whose update
+ * (a single `$replaceWith` stage) drops the holders whose expiry is not after `$$NOW` and grants a
+ * permit if fewer than `limit` remain. A grant takes the next fencing token: max(previous + 1,
+ * server time in ms), as a lock's does, so it grows across every hold of the semaphore (and
+ * across the document's removal by an operator).
+ *
+ * The limit is stored by the first acquisition; a request whose limit is another changes nothing
+ * and the answer says which limit is stored. A retried attempt (same `leaseId`, its answer lost)
+ * that finds its own live hold keeps it (same token and acquisition time; expiry extended). A
+ * `waiting` contender that finds every permit taken marks the document `contended`.
+ */
+export function acquirePermitCommand(request: PermitRequest) {
+  const { name, limit, leaseId, owner, ttl, waiting = false, maxTimeMS } = request;
+  const id = { $literal: leaseId };
+  const expiresAt = { $add: ['$$NOW', { $literal: ttl }] };
+  const grant = {
+    leaseId: id,
+    owner: { $literal: owner },
+    token: '$$next',
+    acquiredAt: '$$NOW',
+    expiresAt,
+    ttl: { $literal: ttl },
+  };
+  const renewMine = {
+    $map: {
+      input: '$$live',
+      as: 'h',
+      in: { $cond: [{ $eq: ['$$h.leaseId', id] }, { $mergeObjects: ['$$h', { expiresAt }] }, '$$h'] },
+    },
+  };
+  const busy = waiting ? { $mergeObjects: ['$$ROOT', { contended: true }] } : '$$ROOT';
+  const update = [
+    {
+      $replaceWith: {
+        $let: {
+          vars: {
+            live: { $filter: { input: holders, as: 'h', cond: liveHolder('$$h') } },
+            stored: { $ifNull: ['$limit', { $literal: limit }] },
+            next: { $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] },
+          },
+          in: {
+            $switch: {
+              branches: [
+                { case: { $ne: ['$$stored', { $literal: limit }] }, then: '$$ROOT' },
+                { case: { $in: [id, '$$live.leaseId'] }, then: { $mergeObjects: ['$$ROOT', { holders: renewMine }] } },
+                {
+                  case: { $lt: [{ $size: '$$live' }, { $literal: limit }] },
+                  then: {
+                    $mergeObjects: [
+                      '$$ROOT',
+                      { limit: { $literal: limit }, token: '$$next', holders: { $concatArrays: ['$$live', [grant]] } },
+                    ],
+                  },
+                },
+              ],
+              default: busy,
+            },
+          },
+        },
+      },
+    },
+  ];
+  const options = {
+    upsert: true,
+    returnDocument: 'after',
+    projection: permitProjection(leaseId),
+    ...serverBound(maxTimeMS, DURABLE.writeConcern),
+  } as const;
+  return { filter: { _id: name }, update, options };
+}
+
+/**
+ * Frees the permit `leaseId` holds, and only that one, answering from the document as it was:
+ * whether the hold was still live, and whether anyone waited. Not durable (RELAXED, as a lock's
+ * release): a release lost in a crash leaves the permit taken until its ttl.
+ */
+export function releasePermitCommand(name: string, leaseId: string, maxTimeMS?: number) {
+  const id = { $literal: leaseId };
+  const live = {
+    $anyElementTrue: [
+      { $map: { input: holders, as: 'h', in: { $and: [{ $eq: ['$$h.leaseId', id] }, liveHolder('$$h')] } } },
+    ],
+  };
+  const options = {
+    returnDocument: 'before',
+    projection: { _id: 0, live, contended: 1 },
+    ...RELAXED,
+    ...serverBound(maxTimeMS, RELAXED.writeConcern),
+  } as const;
+  const others = { $filter: { input: holders, as: 'h', cond: { $ne: ['$$h.leaseId', id] } } };
+  return {
+    filter: { _id: name, 'holders.leaseId': leaseId },
+    update: [{ $set: { holders: others, contended: '$$REMOVE' } }],
+    options,
+  };
+}
+
+/** The renewal of a batch of permits: each one still held and unexpired gets its own ttl from `$$NOW`. */
+export function renewPermitsCommand(holds: readonly { readonly name: string; readonly leaseId: string }[]) {
+  const ids = { $literal: holds.map((h) => h.leaseId) };
+  const renewed = {
+    $cond: [
+      { $and: [{ $in: ['$$h.leaseId', ids] }, liveHolder('$$h')] },
+      { $mergeObjects: ['$$h', { expiresAt: { $add: ['$$NOW', '$$h.ttl'] } }] },
+      '$$h',
+    ],
+  };
+  return {
+    filter: {
+      _id: { $in: [...new Set(holds.map((h) => h.name))] },
+      'holders.leaseId': { $in: holds.map((h) => h.leaseId) },
+    },
+    // A hold that expired on the server's clock is never revived.
+    update: [{ $set: { holders: { $map: { input: '$holders', as: 'h', in: renewed } } } }],
+  };
+}
+
+/**
+ * The watchdog's read-back of a batch of permits: per semaphore, how many holds are live, and
+ * the given ones with the server's view of the time each has left.
+ */
+export function readPermitsCommand(holds: readonly { readonly name: string; readonly leaseId: string }[]) {
+  const names = [...new Set(holds.map((h) => h.name))];
+  const ids = { $literal: holds.map((h) => h.leaseId) };
+  const ours = { $filter: { input: holders, as: 'h', cond: { $in: ['$$h.leaseId', ids] } } };
+  return {
+    filter: { _id: { $in: names } },
+    options: {
+      projection: {
+        limit: 1,
+        live: { $size: { $filter: { input: holders, as: 'h', cond: liveHolder('$$h') } } },
+        mine: {
+          $map: {
+            input: ours,
+            as: 'h',
+            in: {
+              leaseId: '$$h.leaseId',
+              expiresAt: '$$h.expiresAt',
+              remaining: { $subtract: ['$$h.expiresAt', '$$NOW'] },
+            },
+          },
+        },
+        now: '$$NOW',
+      },
+      batchSize: names.length + 1,
+    },
+  };
+}
+
+/** What `inspect()` shows of a semaphore: its limit and live holders, judged by `$$NOW`. */
+export const semaphoreInfoProjection = {
+  _id: 0,
+  limit: 1,
+  holders: {
+    $map: {
+      input: { $filter: { input: holders, as: 'h', cond: liveHolder('$$h') } },
+      as: 'h',
+      in: { owner: '$$h.owner', token: '$$h.token', acquiredAt: '$$h.acquiredAt', expiresAt: '$$h.expiresAt' },
+    },
+  },
+};
