@@ -15,10 +15,11 @@ import { handover } from './scenarios/handover';
 import { heartbeat } from './scenarios/heartbeat';
 import { pause } from './scenarios/pause';
 import { schedule } from './scenarios/schedule';
+import { semaphore } from './scenarios/semaphore';
 import { uncontended } from './scenarios/uncontended';
 import type { Context, Row } from './support';
 
-const scenarios = { uncontended, handover, contended, heartbeat, schedule, pause } as const;
+const scenarios = { uncontended, semaphore, handover, contended, heartbeat, schedule, pause } as const;
 
 function options() {
   try {
