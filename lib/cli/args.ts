@@ -152,9 +152,9 @@ that comes during the release waits for it. If mdlock is killed (SIGKILL), the c
 SIGTERM, then SIGKILL after the grace, from a watcher process.
 Exit code: the command's (128 + n if it died of signal n); 75 if the lock was busy; 70 if the lock
 was lost and the command stopped; 127/126 if the command was not found/not executable.`;
-  const ls = `mdlock ls: lists the locks, or those whose names match <pattern>: a glob where * stands for any
-characters and every other character for itself (quote it: 'job:*').
-  --held                only the locks held now`;
+  const ls = `mdlock ls: lists the locks and semaphores, or those whose names match <pattern>: a glob where *
+stands for any characters and every other character for itself (quote it: 'job:*').
+  --held                only the locks held now, and the semaphores with at least one holder`;
   const runs = `mdlock runs: lists the latest runs of the scheduled job <name> (schedule(), runOnce() or
 node-cron's run coordinator), newest first: the tick, its outcome (running, done, failed, lost,
 missed), the attempt, the fencing token, the owner, when it started and when it finished.
@@ -169,8 +169,8 @@ usage:
   ${Object.values(SYNOPSIS).join('\n  ')}
   mdlock --version
 
-  ls        lists the locks: name, owner, fencing token, held or free, time left
-  inspect   shows one lock
+  ls        lists the locks (name, owner, fencing token, held or free, time left) and semaphores
+  inspect   shows one lock, or the semaphore of that name if there is no such lock
   release   frees a lock whoever holds it (its holder sees the lock lost)
   runs      lists the latest runs of a scheduled job (ls lists locks only)
 
@@ -183,7 +183,8 @@ ${runs}
 ${common}
   --json                    machine-readable output (ls, inspect, release, runs)
 
-Other exit codes: 64 bad usage or URI; 69 MongoDB unreachable; 1 no such lock (inspect), other errors.
+Other exit codes: 64 bad usage or URI; 69 MongoDB unreachable; 1 no such lock or semaphore (inspect),
+other errors.
 `;
 }
 
