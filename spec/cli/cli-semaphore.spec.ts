@@ -122,7 +122,7 @@ test('run --limit 2: three mdlock processes, at most two commands at once; ls an
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('run --limit: a full semaphore exits 75; a lost permit stops the command and exits 70', async () => {
+test('run --limit: a full semaphore exits 75; another stored limit exits 1; a lost permit stops the command and exits 70', async () => {
   const manager = await locks.manager({ owner: 'holder-1' });
   const permit = await manager.semaphore('full', { limit: 1 }).acquire();
   const busy = await mdlock.run(['run', 'full', '--limit', '1', '--', ...node(`console.log('ran')`)]);
@@ -132,6 +132,12 @@ test('run --limit: a full semaphore exits 75; a lost permit stops the command an
     stderr: `mdlock: semaphore "full" is busy: 1 of 1 permits held by holder-1 (token ${permit.token})\n`,
   });
   await permit.release();
+  // Every holder must give the same limit.
+  const other = await mdlock.run(['run', 'full', '--limit', '2', '--', ...node(`console.log('ran')`)]);
+  expect(other).toMatchObject({ code: 1, stdout: '' });
+  expect(other.stderr).toMatch(
+    /^mdlock: .*semaphore "full" is stored with a limit of 1, and declared here with a limit of 2/,
+  );
 
   const child = mdlock.start([
     'run',
