@@ -172,7 +172,7 @@ usage:
   ls        lists the locks (name, owner, fencing token, held or free, time left) and semaphores
   inspect   shows one lock, or the semaphore of that name if there is no such lock
   release   frees a lock whoever holds it (its holder sees the lock lost)
-  runs      lists the latest runs of a scheduled job (ls lists locks only)
+  runs      lists the latest runs of a scheduled job (ls does not list runs)
 
 ${run}
 
