@@ -66,6 +66,8 @@ export type Invocation =
       readonly command: 'run';
       readonly target: Target;
       readonly name: string;
+      /** With `--limit`: a permit of the semaphore `name` with this many permits, instead of the lock `name`. */
+      readonly limit: number | undefined;
       readonly ttl: number;
       readonly heartbeat: number | undefined;
       /** Milliseconds to wait for a busy lock (`Infinity`: forever); `undefined`: one attempt. */
@@ -106,7 +108,7 @@ const OPTIONS = {
 
 const COMMON = ['uri', 'collection', 'connect-timeout', 'help'];
 const ALLOWED: Record<Subcommand, readonly string[]> = {
-  run: [...COMMON, 'ttl', 'heartbeat', 'wait', 'token-env', 'grace', 'owner', 'verbose', 'quiet'],
+  run: [...COMMON, 'limit', 'ttl', 'heartbeat', 'wait', 'token-env', 'grace', 'owner', 'verbose', 'quiet'],
   ls: [...COMMON, 'json', 'held'],
   inspect: [...COMMON, 'json'],
   release: [...COMMON, 'json', 'force'],
@@ -117,7 +119,7 @@ const ALLOWED: Record<Subcommand, readonly string[]> = {
 export const DEFAULT_RUNS_LIMIT = 20;
 
 const SYNOPSIS: Record<Subcommand, string> = {
-  run: 'mdlock run <name> [--ttl 30s] [--wait 10s|forever] [--token-env MDLOCK_TOKEN] [--grace 10s] -- <command...>',
+  run: 'mdlock run <name> [--limit N] [--ttl 30s] [--wait 10s|forever] [--token-env MDLOCK_TOKEN] [--grace 10s] -- <command...>',
   ls: "mdlock ls ['<pattern>'] [--held] [--json]",
   inspect: 'mdlock inspect <name> [--json]',
   release: 'mdlock release --force <name> [--json]',
@@ -132,6 +134,8 @@ export function usage(topic?: Subcommand): string {
   --collection <name>       the lock collection (default: locks)
   --connect-timeout <time>  longest wait for MongoDB, when connecting and for each command (default: 10s)`;
   const run = `mdlock run: runs a command while holding the lock <name>, renewing it as long as the command runs.
+  --limit <n>           hold a permit of the semaphore <name> (at most n holders at once) instead
+                        of the lock; every holder must give the same n
   --ttl <time>          how long the lock outlives mdlock if it is killed (default: 30s)
   --heartbeat <time>    how often the lock is renewed (default: ttl / 3)
   --wait <time|forever> how long to wait for a busy lock (default: no wait, a single attempt)
@@ -148,9 +152,9 @@ that comes during the release waits for it. If mdlock is killed (SIGKILL), the c
 SIGTERM, then SIGKILL after the grace, from a watcher process.
 Exit code: the command's (128 + n if it died of signal n); 75 if the lock was busy; 70 if the lock
 was lost and the command stopped; 127/126 if the command was not found/not executable.`;
-  const ls = `mdlock ls: lists the locks, or those whose names match <pattern>: a glob where * stands for any
-characters and every other character for itself (quote it: 'job:*').
-  --held                only the locks held now`;
+  const ls = `mdlock ls: lists the locks and semaphores, or those whose names match <pattern>: a glob where *
+stands for any characters and every other character for itself (quote it: 'job:*').
+  --held                only the locks held now, and the semaphores with at least one holder`;
   const runs = `mdlock runs: lists the latest runs of the scheduled job <name> (schedule(), runOnce() or
 node-cron's run coordinator), newest first: the tick, its outcome (running, done, failed, lost,
 missed), the attempt, the fencing token, the owner, when it started and when it finished.
@@ -165,10 +169,10 @@ usage:
   ${Object.values(SYNOPSIS).join('\n  ')}
   mdlock --version
 
-  ls        lists the locks: name, owner, fencing token, held or free, time left
-  inspect   shows one lock
+  ls        lists the locks (name, owner, fencing token, held or free, time left) and semaphores
+  inspect   shows one lock, or the semaphore of that name if there is no such lock
   release   frees a lock whoever holds it (its holder sees the lock lost)
-  runs      lists the latest runs of a scheduled job (ls lists locks only)
+  runs      lists the latest runs of a scheduled job (ls does not list runs)
 
 ${run}
 
@@ -179,7 +183,8 @@ ${runs}
 ${common}
   --json                    machine-readable output (ls, inspect, release, runs)
 
-Other exit codes: 64 bad usage or URI; 69 MongoDB unreachable; 1 no such lock (inspect), other errors.
+Other exit codes: 64 bad usage or URI; 69 MongoDB unreachable; 1 no such lock or semaphore (inspect),
+other errors.
 `;
 }
 
@@ -265,7 +270,7 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
   }
   if (topic === 'runs') {
     if (extra.length > 0) throw usageError(`unexpected argument "${extra[0]}": runs takes one schedule name`, topic);
-    return { command: 'runs', target, name, limit: limitOption(values.limit) };
+    return { command: 'runs', target, name, limit: limitOption(values.limit, topic) ?? DEFAULT_RUNS_LIMIT };
   }
   if (topic !== 'run') {
     if (extra.length > 0) throw usageError(`unexpected argument "${extra[0]}"`, topic);
@@ -289,6 +294,7 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
     command: 'run',
     target,
     name,
+    limit: limitOption(values.limit, topic, MAX_PERMITS),
     ttl,
     heartbeat,
     wait,
@@ -301,11 +307,18 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
   };
 }
 
-function limitOption(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_RUNS_LIMIT;
+/** The largest `run --limit`: the library's bound on a semaphore's permits. */
+const MAX_PERMITS = 10_000;
+
+/** `--limit`: a whole number from 1 (to `max`, if given), or `undefined` when absent. */
+function limitOption(value: string | undefined, topic: Subcommand, max?: number): number | undefined {
+  if (value === undefined) return undefined;
   const limit = /^\d+$/.test(value) ? Number(value) : NaN;
   if (!Number.isSafeInteger(limit) || limit < 1) {
-    throw usageError(`--limit must be a whole number of at least 1, received "${value}"`, 'runs');
+    throw usageError(`--limit must be a whole number of at least 1, received "${value}"`, topic);
+  }
+  if (max !== undefined && limit > max) {
+    throw usageError(`--limit must be at most ${max}, received "${value}"`, topic);
   }
   return limit;
 }

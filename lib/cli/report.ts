@@ -1,6 +1,7 @@
 import { styleText } from 'node:util';
 import type { Connection } from 'mongoose';
 import type { LockManager } from '../manager.js';
+import type { SemaphoreInfo } from '../semaphore.js';
 import type { RunOutcome, RunRecord } from '../runs.js';
 import type { LockInfo } from '../types.js';
 import { CliError, ExitCode, globMatcher, type Invocation, type Target } from './args.js';
@@ -28,6 +29,68 @@ function row(info: LockInfo, serverNow: number): LockRow {
     expiresAt: info.expiresAt.toISOString(),
     expiresIn: info.held ? Math.max(0, info.expiresAt.getTime() - serverNow) : null,
   };
+}
+
+/** A semaphore's holder as `--json` prints it. */
+interface HolderRow {
+  readonly owner: string;
+  readonly token: number;
+  readonly acquiredAt: string;
+  readonly expiresAt: string;
+  /** Milliseconds left by the server's clock. */
+  readonly expiresIn: number;
+}
+
+/** A semaphore as `--json` prints it: `kind` tells it from a lock (whose rows have no `kind`). */
+interface SemaphoreRow {
+  readonly kind: 'semaphore';
+  readonly name: string;
+  readonly limit: number;
+  /** True when it has at least one live holder. */
+  readonly held: boolean;
+  /** The live holders, by token. */
+  readonly holders: readonly HolderRow[];
+}
+
+function semaphoreRow(info: SemaphoreInfo, serverNow: number): SemaphoreRow {
+  return {
+    kind: 'semaphore',
+    name: info.name,
+    limit: info.limit,
+    held: info.holders.length > 0,
+    holders: info.holders.map((h) => ({
+      owner: h.owner,
+      token: h.token,
+      acquiredAt: h.acquiredAt.toISOString(),
+      expiresAt: h.expiresAt.toISOString(),
+      expiresIn: Math.max(0, h.expiresAt.getTime() - serverNow),
+    })),
+  };
+}
+
+/** The semaphores' collection of the lock collection `collection` (the library's naming). */
+const semaphoreCollection = (collection: string) => `${collection}.semaphores`;
+
+/**
+ * The semaphores whose names pass `matches`, each with its stored limit and live holders (read
+ * through the library, so that "live" is judged as it judges it), by name.
+ */
+async function readSemaphores(
+  manager: LockManager,
+  connection: Connection,
+  collection: string,
+  matches: (name: string) => boolean,
+): Promise<SemaphoreInfo[]> {
+  const stored = await connection
+    .db!.collection<{ _id: string; limit: number }>(semaphoreCollection(collection))
+    .find({}, { projection: { limit: 1 } })
+    .sort({ _id: 1 })
+    .toArray();
+  // A document without a limit yet (a creation in progress) has no holders either.
+  const named = stored.filter(
+    (doc) => typeof doc._id === 'string' && typeof doc.limit === 'number' && matches(doc._id),
+  );
+  return Promise.all(named.map((doc) => manager.semaphore(doc._id, { limit: doc.limit }).inspect()));
 }
 
 /** `1.2s`, `42s`, `3m 20s`, `5h 2m`, `3d 4h`. */
@@ -75,41 +138,51 @@ export async function listLocks(
   const matches = pattern === undefined ? () => true : globMatcher(pattern);
   // Filtered here, over every lock: the collection holds one small document per lock name.
   const locks = (await manager.list()).filter((info) => matches(info.name) && (!held || info.held));
-  const now = locks.length > 0 ? await serverNow(connection, target.collection) : Date.now();
+  const semaphores = (await readSemaphores(manager, connection, target.collection, matches)).filter(
+    (info) => !held || info.holders.length > 0,
+  );
+  const clock = locks.length > 0 ? target.collection : semaphoreCollection(target.collection);
+  const now = locks.length + semaphores.length > 0 ? await serverNow(connection, clock) : Date.now();
   const rows = locks.map((info) => row(info, now));
+  const semaphoreRows = semaphores.map((info) => semaphoreRow(info, now));
   if (target.json) {
-    json(io, rows);
+    json(io, [...rows, ...semaphoreRows]);
     return ExitCode.Ok;
   }
-  if (rows.length === 0) {
+  if (rows.length + semaphoreRows.length === 0) {
     const which = `${held ? 'held ' : ''}locks${pattern === undefined ? '' : ` matching "${pattern}"`}`;
     io.stdout(`no ${which} in collection "${target.collection}"\n`);
     return ExitCode.Ok;
   }
-  const table = [
-    ['NAME', 'OWNER', 'TOKEN', 'STATE', 'EXPIRES IN'],
-    ...rows.map((r) => [
-      r.name,
-      r.owner,
-      String(r.token),
-      r.held ? 'held' : 'free',
-      r.expiresIn === null ? '-' : formatDuration(r.expiresIn),
+  // A semaphore: a line with its limit and how many hold it, then a line per holder.
+  const lines: { cells: string[]; held: boolean }[] = [
+    ...rows.map((r) => ({
+      cells: [
+        r.name,
+        r.owner,
+        String(r.token),
+        r.held ? 'held' : 'free',
+        r.expiresIn === null ? '-' : formatDuration(r.expiresIn),
+      ],
+      held: r.held,
+    })),
+    ...semaphoreRows.flatMap((s) => [
+      { cells: [s.name, `limit ${s.limit}`, '-', s.held ? `${s.holders.length} held` : 'free', '-'], held: s.held },
+      ...s.holders.map((h) => ({
+        cells: ['  permit', h.owner, String(h.token), 'held', formatDuration(h.expiresIn)],
+        held: true,
+      })),
     ]),
   ];
-  const widths = table[0]!.map((_, column) => Math.max(...table.map((cells) => cells[column]!.length)));
-  const lines = table.map((cells, line) => {
-    const text = cells
-      .map((cell, column) => cell.padEnd(widths[column]!))
-      .join('  ')
-      .trimEnd();
-    if (line === 0) return paint(io, 'bold', text);
-    return rows[line - 1]!.held ? text : paint(io, 'dim', text);
-  });
-  io.stdout(`${lines.join('\n')}\n`);
+  const cells = [['NAME', 'OWNER', 'TOKEN', 'STATE', 'EXPIRES IN'], ...lines.map((line) => line.cells)];
+  io.stdout(table(io, cells, (i) => (lines[i]!.held ? undefined : 'dim')));
   return ExitCode.Ok;
 }
 
-/** `mdlock inspect <name>`: one lock, or exit code 1 if it has no document. */
+/**
+ * `mdlock inspect <name>`: one lock; if there is no lock `name`, the semaphore `name`; exit code 1
+ * if there is neither.
+ */
 export async function inspectLock(
   manager: LockManager,
   connection: Connection,
@@ -119,8 +192,10 @@ export async function inspectLock(
 ): Promise<number> {
   const info = await manager.inspect(name);
   if (!info) {
+    const [semaphore] = await readSemaphores(manager, connection, target.collection, (found) => found === name);
+    if (semaphore) return showSemaphore(semaphore, connection, target, io);
     if (target.json) json(io, null);
-    throw new CliError(`no lock named "${name}" in collection "${target.collection}"`, ExitCode.Failure);
+    throw new CliError(`no lock or semaphore named "${name}" in collection "${target.collection}"`, ExitCode.Failure);
   }
   const r = row(info, info.held ? await serverNow(connection, target.collection) : Date.now());
   if (target.json) {
@@ -137,6 +212,28 @@ export async function inspectLock(
       r.held ? 'expires' : 'ended',
       r.expiresIn === null ? r.expiresAt : `${r.expiresAt} (in ${formatDuration(r.expiresIn)})`,
     ],
+  ];
+  io.stdout(fields.map(([key, value]) => `${key.padEnd(9)}${value}\n`).join(''));
+  return ExitCode.Ok;
+}
+
+/** `mdlock inspect <name>` of a semaphore: its limit, then each live holder. */
+async function showSemaphore(info: SemaphoreInfo, connection: Connection, target: Target, io: Io): Promise<number> {
+  const now = info.holders.length > 0 ? await serverNow(connection, semaphoreCollection(target.collection)) : 0;
+  const r = semaphoreRow(info, now);
+  if (target.json) {
+    json(io, r);
+    return ExitCode.Ok;
+  }
+  const fields: [string, string][] = [
+    ['name', r.name],
+    ['kind', 'semaphore'],
+    ['limit', String(r.limit)],
+    ['state', r.held ? paint(io, 'green', `${r.holders.length} held`) : 'free'],
+    ...r.holders.map((h): [string, string] => [
+      'holder',
+      `${h.owner}, token ${h.token}, acquired ${h.acquiredAt}, expires ${h.expiresAt} (in ${formatDuration(h.expiresIn)})`,
+    ]),
   ];
   io.stdout(fields.map(([key, value]) => `${key.padEnd(9)}${value}\n`).join(''));
   return ExitCode.Ok;

@@ -106,30 +106,76 @@ async function stopGroup(child: ChildProcess, grace: number): Promise<void> {
   signalGroup(child, 'SIGKILL');
 }
 
-async function busyMessage(manager: LockManager, name: string, waited: string): Promise<string> {
-  const holder = await manager.inspect(name).catch(() => null);
-  const who = holder?.held ? `: held by ${holder.owner} (token ${holder.token})` : '';
-  return `lock "${name}" is busy${waited}${who}`;
+/**
+ * What `run` holds: the lock `name`, or with `--limit` a permit of the semaphore `name`. Both are
+ * leases (the same events, token, renewal and release), so the rest of `run` does not tell them apart.
+ */
+interface Holdable {
+  /** `lock "name"` or `semaphore "name"`, for messages. */
+  readonly what: string;
+  /** The hold, as messages name it: `"name"` (a lock, as always), or `a permit of semaphore "name"`. */
+  readonly hold: string;
+  /** The hold once lost: `the lock "name"` or `its permit of semaphore "name"`. */
+  readonly lost: string;
+  tryAcquire(signal: AbortSignal): Promise<Lease | null>;
+  acquire(wait: number, signal: AbortSignal): Promise<Lease>;
+  /** Who holds it, to say why it is busy: `: held by ...`, or `''` if that cannot be read. */
+  holders(): Promise<string>;
 }
 
-/** Takes the lock as the options say: a lease, `null` if busy, or the signal that interrupted the wait. */
+function holdable(manager: LockManager, invocation: RunInvocation): Holdable {
+  const { name, limit } = invocation;
+  if (limit === undefined) {
+    return {
+      what: `lock "${name}"`,
+      hold: `"${name}"`,
+      lost: `the lock "${name}"`,
+      tryAcquire: (signal) => manager.tryAcquire(name, { signal }),
+      acquire: (wait, signal) => manager.acquire(name, { wait, signal }),
+      holders: async () => {
+        const holder = await manager.inspect(name).catch(() => null);
+        return holder?.held ? `: held by ${holder.owner} (token ${holder.token})` : '';
+      },
+    };
+  }
+  const semaphore = manager.semaphore(name, { limit });
+  return {
+    what: `semaphore "${name}"`,
+    hold: `a permit of semaphore "${name}"`,
+    lost: `its permit of semaphore "${name}"`,
+    tryAcquire: (signal) => semaphore.tryAcquire({ signal }),
+    acquire: (wait, signal) => semaphore.acquire({ wait, signal }),
+    holders: async () => {
+      const info = await semaphore.inspect().catch(() => null);
+      if (!info || info.holders.length === 0) return '';
+      const who = info.holders.map((h) => `${h.owner} (token ${h.token})`).join(', ');
+      return `: ${info.holders.length} of ${info.limit} permits held by ${who}`;
+    },
+  };
+}
+
+async function busyMessage(subject: Holdable, waited: string): Promise<string> {
+  return `${subject.what} is busy${waited}${await subject.holders()}`;
+}
+
+/** Takes the lock or permit as the options say: a lease, `null` if busy, or the signal that interrupted the wait. */
 async function take(
-  manager: LockManager,
+  subject: Holdable,
   invocation: RunInvocation,
   interrupted: AbortSignal,
   io: Io,
 ): Promise<Lease | null | NodeJS.Signals> {
-  const { name, wait } = invocation;
+  const { wait } = invocation;
   const started = performance.now();
   try {
-    const lease = await manager.tryAcquire(name, { signal: interrupted });
+    const lease = await subject.tryAcquire(interrupted);
     if (lease || wait === undefined) return lease;
     if (invocation.verbose) {
       const until = wait === Infinity ? 'as long as it takes' : `up to ${formatDuration(wait)}`;
-      io.stderr(`mdlock: ${await busyMessage(manager, name, '')}; waiting ${until}\n`);
+      io.stderr(`mdlock: ${await busyMessage(subject, '')}; waiting ${until}\n`);
     }
     const left = Math.max(0, wait - (performance.now() - started));
-    return await manager.acquire(name, { wait: left, signal: interrupted });
+    return await subject.acquire(left, interrupted);
   } catch (error) {
     if (interrupted.aborted) return interrupted.reason as NodeJS.Signals;
     if (error instanceof LockTimeoutError) return null;
@@ -148,9 +194,10 @@ function execute(child: ChildProcess): Promise<{ code: number | null; signal: No
 }
 
 /**
- * `mdlock run`: holds the lock while the command runs (the manager's watchdog renews it), and
- * resolves with the exit code. The lock is released on every way out that this process lives
- * through; if mdlock itself is killed with SIGKILL, the lock expires after its ttl.
+ * `mdlock run`: holds the lock (or with `--limit` a semaphore's permit) while the command runs
+ * (the manager's watchdog renews it), and resolves with the exit code. The hold is released on
+ * every way out that this process lives through; if mdlock itself is killed with SIGKILL, it
+ * expires after its ttl.
  */
 export async function runCommand(invocation: RunInvocation, connection: Connection, io: Io): Promise<number> {
   const { name, ttl, heartbeat, owner, target } = invocation;
@@ -164,6 +211,7 @@ export async function runCommand(invocation: RunInvocation, connection: Connecti
     margin: MARGIN,
     commandTimeout: target.timeout,
   });
+  const subject = holdable(manager, invocation);
   const warned = new Set<string>();
   manager.on('error', (error) => {
     const kind = (error as { code?: string }).code ?? error.name;
@@ -184,15 +232,15 @@ export async function runCommand(invocation: RunInvocation, connection: Connecti
   for (const signal of FORWARDED) process.on(signal, onSignal);
   let disarm = () => {};
   try {
-    const lease = await take(manager, invocation, interrupt.signal, io);
+    const lease = await take(subject, invocation, interrupt.signal, io);
     if (typeof lease === 'string') return signalExit(lease);
     if (!lease) {
       const waited = invocation.wait ? ` after waiting ${formatDuration(invocation.wait)}` : '';
-      if (!invocation.quiet) io.stderr(`mdlock: ${await busyMessage(manager, name, waited)}\n`);
+      if (!invocation.quiet) io.stderr(`mdlock: ${await busyMessage(subject, waited)}\n`);
       return ExitCode.Busy;
     }
 
-    if (invocation.verbose) io.stderr(`mdlock: acquired "${name}" (token ${lease.token})\n`);
+    if (invocation.verbose) io.stderr(`mdlock: acquired ${subject.hold} (token ${lease.token})\n`);
     const [file, ...args] = invocation.argv;
     const env = { ...io.env, [invocation.tokenEnv]: String(lease.token) };
     child = spawn(file!, args, { stdio: 'inherit', env, detached: true });
@@ -203,7 +251,7 @@ export async function runCommand(invocation: RunInvocation, connection: Connecti
     const onLost = (error: LeaseLostError) => {
       lost = error;
       io.stderr(
-        `mdlock: lost the lock "${name}" (${error.reason}): stopping the command (SIGKILL after ${formatDuration(grace)})\n`,
+        `mdlock: lost ${subject.lost} (${error.reason}): stopping the command (SIGKILL after ${formatDuration(grace)})\n`,
       );
       signalGroup(running, 'SIGTERM');
       graceOver = stopGroup(running, grace);
@@ -224,12 +272,12 @@ export async function runCommand(invocation: RunInvocation, connection: Connecti
   } finally {
     disarm();
     releasing = manager.heldLeases.length > 0;
-    if (releasing && invocation.verbose) io.stderr(`mdlock: releasing "${name}"\n`);
+    if (releasing && invocation.verbose) io.stderr(`mdlock: releasing ${subject.hold}\n`);
     try {
       await manager.close(); // releases the lease if it is still held
     } finally {
       for (const signal of FORWARDED) process.off(signal, onSignal);
     }
-    if (releasing && invocation.verbose) io.stderr(`mdlock: released "${name}"\n`);
+    if (releasing && invocation.verbose) io.stderr(`mdlock: released ${subject.hold}\n`);
   }
 }

@@ -23,6 +23,7 @@ test('run: defaults, every option, and the command after --', () => {
     command: 'run',
     name: 'job',
     target: { uri: 'mongodb://db.example/app', collection: 'locks', json: false, timeout: 10_000 },
+    limit: undefined,
     ttl: 30_000,
     heartbeat: undefined,
     wait: undefined,
@@ -48,6 +49,22 @@ test('run: defaults, every option, and the command after --', () => {
   });
   expect(parseInvocation(['run', 'job', '--wait', '0', '--', 'true'], env)).toMatchObject({ wait: 0 });
   expect(parseInvocation(['run', 'job', '--wait', '10s', '--', 'true'], env)).toMatchObject({ wait: 10_000 });
+});
+
+test('run --limit: a permit of a semaphore, a whole number from 1 to 10,000', () => {
+  expect(parseInvocation(['run', 'job', '--limit', '2', '--', 'true'], env)).toMatchObject({ name: 'job', limit: 2 });
+  expect(parseInvocation(['run', 'job', '--limit=10000', '--', 'true'], env)).toMatchObject({ limit: 10_000 });
+  for (const bad of ['0', '-1', '1.5', 'two', '2e3', ' 2', '']) {
+    fails(
+      ['run', 'job', `--limit=${bad}`, '--', 'true'],
+      new RegExp(
+        `^--limit must be a whole number of at least 1, received "${bad}" \\(usage: mdlock run <name> \\[--limit N\\]`,
+      ),
+    );
+  }
+  fails(['run', 'job', '--limit=10001', '--', 'true'], /^--limit must be at most 10000, received "10001"/);
+  fails(['run', 'job', '--limit', '--', 'true'], /^option --limit needs a value/);
+  expect(usage('run')).toMatch(/--limit <n> +hold a permit of the semaphore <name>/);
 });
 
 test('ls, inspect, release and help', () => {
