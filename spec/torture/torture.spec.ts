@@ -1,8 +1,10 @@
-// The torture test's short run, part of the suite: worker processes contend for three locks
-// while every fault is injected, and the checker finds nothing wrong in the recorded history.
-// Exactly what `npm run torture -- --duration 25s --faults all --fault-every 1500ms` does (faults
-// that often, so that each of the seven kinds comes round within the 25 s); the long run
-// (`--duration 10m --faults all`) is on demand. It starts its own engines whatever MONGODB_URI says.
+// The torture test's short run, part of the suite: worker processes contend for three locks, and
+// two scheduler processes with clocks 2 s apart run a schedule every second, while every fault is
+// injected, and the checker finds nothing wrong in the recorded history. Exactly what
+// `npm run torture -- --duration 25s --faults all --fault-every 1500ms --workload both --schedulers 2`
+// does (faults that often, so that each of the seven kinds comes round within the 25 s, then 15 s
+// without faults for the last ticks to settle); the long runs (`--duration 10m --faults all`, with
+// `--workload schedule` or `both`) are on demand. It starts its own engines whatever MONGODB_URI says.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { Stats, Violation } from './checker';
@@ -22,7 +24,7 @@ function torture(args: string[]): Promise<{ code: number | null; stdout: string;
   });
 }
 
-test('a short torture run with every fault: no violation, every fault injected, work done', async () => {
+test('a short torture run with every fault, locks and a schedule: no violation, every fault injected, work done', async () => {
   const { code, stdout, stderr } = await torture([
     '--duration',
     '25s',
@@ -30,6 +32,10 @@ test('a short torture run with every fault: no violation, every fault injected, 
     'all',
     '--fault-every',
     '1500ms',
+    '--workload',
+    'both',
+    '--schedulers',
+    '2',
     '--json',
   ]);
   const last = stdout.trim().split('\n').pop() ?? '';
@@ -46,6 +52,9 @@ test('a short torture run with every fault: no violation, every fault injected, 
   expect(stats.acquisitions).toBeGreaterThanOrEqual(10);
   expect(stats.fenced.accepted).toBeGreaterThan(0);
   expect(stats.unfenced.increments).toBeGreaterThan(0);
+  // The schedule: ticks in the checked window (all accounted for, above), most of them done.
+  expect(stats.schedule.window).toBeGreaterThanOrEqual(10);
+  expect(stats.schedule.outcomes.done).toBeGreaterThanOrEqual(stats.schedule.window / 2);
   const injected = Object.keys(stats.faults).map((kind) => kind.replace(/^proxy-.*/, 'proxy'));
   expect(new Set(injected)).toEqual(new Set(FAULTS));
 }, 240_000);
