@@ -93,8 +93,8 @@ export class ReadWriteLock {
 
   /**
    * Runs `work` with a new lease in `mode`. A writer that waited and failed (gave up, aborted, or
-   * its function failed) takes its `writerWaiting` marker away, if it is still there, so that the
-   * readers it held back need not wait for the marker to expire.
+   * its function failed) takes its `writerWaiting` marker away, if it is still there, before it
+   * rejects: the readers it held back need not wait for the marker to expire.
    */
   async #attempt<T>(mode: RwMode, work: (lease: Lease) => Promise<T>): Promise<T> {
     const waited = new Set<string>();
@@ -105,6 +105,7 @@ export class ReadWriteLock {
       if (waited.size > 0) {
         const clear = this.#declared.clearMarker([...waited]).catch((e: unknown) => context.host.report(e));
         context.host.pending(clear);
+        await clear;
       }
       throw error;
     }

@@ -1,0 +1,298 @@
+// Model-based sequences of a read-write lock: generated runs of read / write / withRead / withWrite
+// ({ wait }), release and close across three managers (each on its own connection, as three
+// processes would be) on one read-write lock. A model keeps the holds and their modes, and so says
+// what each call must return (a read gets in exactly when no writer holds the lock, a write exactly
+// when nobody does). After every step the run is checked against the model and against the lock's
+// document as stored (read directly, with the server's clock):
+//   - at most one live writer, and then no live reader;
+//   - fencing tokens strictly increase, grant after grant (reads and writes), and the stored
+//     counter never goes down;
+//   - a hold says `held` only while the document lists it (its token and mode, live by `$$NOW`),
+//     and every live holder in the document is a hold that says held (nothing left behind);
+//   - no live writer marker is left once a step has settled (a writer that gave up took it away);
+//   - every promise settles, no unhandled rejection, close() resolves.
+// Sizes: FUZZ_RUNS (sequences), FUZZ_COMMANDS (longest sequence), FUZZ_MINUTES (see support.ts).
+// Replay: FUZZ_SEED, FUZZ_PATH and FUZZ_REPLAY_PATH, with the same FUZZ_COMMANDS as the failing run.
+import fc from 'fast-check';
+import type { Connection } from 'mongoose';
+import { LockManager, LockTimeoutError, type Lease } from '../../lib/index';
+import { lockFixture } from '../helpers/locks';
+import {
+  describeError,
+  fuzzParameters,
+  propertyTimeout,
+  recordCounts,
+  rejectionRecorder,
+  settle as settleWithin,
+  within,
+} from './support';
+
+type Mode = 'read' | 'write';
+
+const COLLECTION = 'prop_rwlock';
+const locks = lockFixture({ collection: COLLECTION });
+const SLOTS = 3;
+const TTL = 5000; // heartbeat ttl / 3: a stall of over three seconds would be needed to lose a hold
+const STEP = 20_000; // no step should take nearly this long: a call that does has hung
+const MAX_COMMANDS = Number(process.env.FUZZ_COMMANDS ?? 12);
+/** This suite's share of FUZZ_MINUTES. */
+const SHARE = 0.25;
+
+const rejections = rejectionRecorder();
+let connections: Connection[] = [];
+let raw: Connection;
+const counts = { suite: 'rwlock', runs: 0, sequences: 0, commands: 0 };
+let runSerial = 0;
+
+beforeAll(async () => {
+  rejections.install();
+  const opened = await Promise.all(Array.from({ length: SLOTS + 1 }, () => locks.db.connect()));
+  raw = opened.pop()!;
+  connections = opened;
+});
+
+afterAll(() => {
+  rejections.remove();
+  recordCounts({ ...counts, runs: counts.sequences });
+  expect(rejections.since(0)).toBe('');
+});
+
+interface Real {
+  readonly name: string;
+  readonly managers: LockManager[];
+  /** Every hold a command got, in order, with its mode. */
+  readonly holds: { lease: Lease; mode: Mode }[];
+  /** Tokens of every `acquired` event, in order. */
+  readonly tokens: number[];
+  /** Holds that emitted `lost` or `timeout`. */
+  readonly ended: Set<Lease>;
+  stored: number;
+  readonly log: string[];
+  readonly rejectionsFrom: number;
+}
+
+interface Model {
+  /** The holds, by the model's account, with their modes. */
+  readonly held: Map<Lease, Mode>;
+}
+
+function newManager(real: Real, slot: number): LockManager {
+  const manager = new LockManager({
+    connection: connections[slot]!,
+    collection: COLLECTION,
+    ttl: TTL,
+    poll: 50,
+    owner: `${real.name}-s${slot}-${real.log.length}`,
+  });
+  manager.on('error', () => {});
+  manager.on('acquired', (lease, event) => void real.tokens.push(event.token));
+  manager.on('lost', (lease) => void real.ended.add(lease));
+  manager.on('timeout', (lease) => void real.ended.add(lease));
+  return manager;
+}
+
+/** The lock's live holders (by `$$NOW`), its token counter, whether a live marker is set, the server's clock. */
+async function readLock(name: string) {
+  const [doc] = await raw
+    .db!.collection(`${COLLECTION}.rwlocks`)
+    .aggregate<{ token?: number; live: { token: number; mode: Mode }[]; marker: boolean; now: Date }>([
+      { $match: { _id: name } },
+      {
+        $project: {
+          token: 1,
+          now: '$$NOW',
+          marker: { $gt: ['$writerWaiting.expiresAt', '$$NOW'] },
+          live: { $filter: { input: { $ifNull: ['$holders', []] }, cond: { $gt: ['$$this.expiresAt', '$$NOW'] } } },
+        },
+      },
+    ])
+    .toArray();
+  return {
+    token: doc?.token === undefined ? 0 : Number(doc.token),
+    live: (doc?.live ?? []).map((h) => ({ token: Number(h.token), mode: h.mode })),
+    marker: doc?.marker === true,
+    now: doc?.now,
+  };
+}
+
+async function checkInvariants(model: Model, real: Real, step: string): Promise<void> {
+  const problems: string[] = [];
+  const claims = real.holds
+    .filter((h) => h.lease.held)
+    .map((h) => ({ ...h, token: h.lease.token!, expiresAt: h.lease.expiresAt! }));
+  const stored = await within(readLock(real.name), STEP, 'reading the lock');
+  const writers = stored.live.filter((h) => h.mode === 'write').length;
+  if (writers > 1) problems.push(`${writers} live writers`);
+  if (writers === 1 && stored.live.length > 1) problems.push(`a live writer beside ${stored.live.length - 1} readers`);
+  if (stored.marker) problems.push('a live writer marker is left after the step');
+  for (const claim of claims) {
+    if (stored.now && stored.now >= claim.expiresAt) continue;
+    if (!stored.live.some((h) => h.token === claim.token && h.mode === claim.mode))
+      problems.push(`a ${claim.mode} hold says held with token ${claim.token}, but the document does not list it live`);
+  }
+  for (const holder of stored.live) {
+    const hold = real.holds.find((h) => h.lease.token === holder.token);
+    if (!hold) problems.push(`the document lists token ${holder.token}, which no hold was given`);
+    else if (!hold.lease.held && !real.ended.has(hold.lease))
+      problems.push(`the document lists token ${holder.token} live, but its hold says not held`);
+  }
+  for (let i = 1; i < real.tokens.length; i++) {
+    if (real.tokens[i]! <= real.tokens[i - 1]!)
+      problems.push(`token ${real.tokens[i]} granted after ${real.tokens[i - 1]}: not increasing`);
+  }
+  if (stored.token < real.stored) problems.push(`the stored token went down from ${real.stored} to ${stored.token}`);
+  real.stored = stored.token;
+  for (const [lease, mode] of model.held) {
+    if (!lease.held && !real.ended.has(lease)) problems.push(`${mode} hold ${lease.token} should be held, and is not`);
+  }
+  const unhandled = rejections.since(real.rejectionsFrom);
+  if (unhandled) problems.push(`unhandled rejection: ${unhandled}`);
+  if (problems.length) throw new Error(`after ${step}:\n  - ${problems.join('\n  - ')}\n  log: ${real.log.join('; ')}`);
+}
+
+const settle = (promise: Promise<unknown>, what: string) => settleWithin(promise, STEP, what);
+
+type Act = (model: Model, real: Real, failures: string[]) => Promise<void>;
+
+function command(label: string, act: Act): fc.AsyncCommand<Model, Real, false> {
+  return {
+    check: () => true,
+    toString: () => label,
+    async run(model, real) {
+      counts.commands++;
+      real.log.push(label);
+      const failures: string[] = [];
+      await act(model, real, failures);
+      for (const lease of [...model.held.keys()]) if (!lease.held) model.held.delete(lease);
+      if (failures.length) throw new Error(`${label}: ${failures.join('; ')}\n  log: ${real.log.join('; ')}`);
+      await checkInvariants(model, real, label);
+    },
+  };
+}
+
+/** read/write({ wait }) or withRead/withWrite({ wait }) from `slot`: a hold exactly when the model says it is free. */
+function take(mode: Mode, within: boolean, slot: number, wait: number) {
+  const how = within ? (mode === 'read' ? 'withRead' : 'withWrite') : mode;
+  const label = `s${slot}.${how}({ wait: ${wait} })`;
+  return command(label, async (model, real, failures) => {
+    const rw = real.managers[slot]!.readWriteLock(real.name, { ttl: TTL });
+    const modes = [...model.held.values()];
+    const free = mode === 'read' ? !modes.includes('write') : modes.length === 0;
+    let inside = '';
+    const work = async (lease: Lease) => {
+      const stored = await readLock(real.name);
+      if (!lease.held) inside = 'fn was called without a held lease';
+      else if (!stored.live.some((h) => h.token === lease.token && h.mode === mode))
+        inside = `inside fn, the document does not list ${mode} token ${lease.token}`;
+      real.holds.push({ lease, mode });
+      return lease.token;
+    };
+    const call = within
+      ? mode === 'read'
+        ? rw.withRead(work, { wait })
+        : rw.withWrite(work, { wait })
+      : mode === 'read'
+        ? rw.read({ wait })
+        : rw.write({ wait });
+    const outcome = await settle(call, label);
+    if (inside) failures.push(inside);
+    const got = 'value' in outcome && !within ? (outcome.value as Lease) : null;
+    if (got) {
+      real.holds.push({ lease: got, mode });
+      model.held.set(got, mode);
+      if (!got.held) failures.push(`${how} resolved a lease that is not held`);
+    }
+    if ('error' in outcome && !(outcome.error instanceof LockTimeoutError))
+      failures.push(`rejected: ${describeError(outcome.error)}`);
+    const succeeded = 'value' in outcome;
+    if (real.ended.size === 0 && succeeded !== free)
+      failures.push(`held by the model: [${modes.join(', ')}], yet ${how} ${succeeded ? 'got' : 'did not get'} in`);
+  });
+}
+
+/** release() of the k-th hold given so far: true if it was held, a not_acquired rejection if not. */
+function release(k: number) {
+  const label = `hold#${k}.release()`;
+  return command(label, async (model, real, failures) => {
+    if (real.holds.length === 0) return;
+    const { lease } = real.holds[k % real.holds.length]!;
+    const wasHeld = model.held.has(lease) && lease.held;
+    const outcome = await settle(lease.release(), label);
+    if ('value' in outcome && wasHeld && outcome.value !== true)
+      failures.push(`release() of a held lease resolved ${String(outcome.value)}`);
+    const code = 'error' in outcome ? (outcome.error as { code?: string }).code : undefined;
+    if ('error' in outcome && (wasHeld || (code !== 'not_acquired' && code !== 'closed')))
+      failures.push(`release() rejected: ${describeError(outcome.error)}`);
+    if (lease.held) failures.push('the lease says held after release() settled');
+    model.held.delete(lease);
+  });
+}
+
+/** close() of a manager (replaced by a new one): its holds are released. */
+function close(slot: number) {
+  const label = `s${slot}.close()`;
+  return command(label, async (model, real, failures) => {
+    const manager = real.managers[slot]!;
+    const mine = manager.heldLeases;
+    const outcome = await settle(manager.close(), label);
+    if ('error' in outcome) failures.push(`close() rejected: ${describeError(outcome.error)}`);
+    if (mine.some((l) => l.held)) failures.push('a lease says held after its manager closed');
+    for (const lease of mine) model.held.delete(lease);
+    real.managers[slot] = newManager(real, slot);
+  });
+}
+
+const slot = fc.integer({ min: 0, max: SLOTS - 1 });
+const commandArbs = [
+  fc
+    .tuple(fc.constantFrom<Mode>('read', 'write'), fc.boolean(), slot, fc.constantFrom(0, 150))
+    .map(([mode, inFn, s, w]) => take(mode, inFn, s, w)),
+  fc.tuple(slot, fc.constantFrom(0, 150)).map(([s, w]) => take('read', false, s, w)),
+  fc.tuple(slot, fc.constantFrom(0, 150)).map(([s, w]) => take('write', false, s, w)),
+  fc.nat(20).map(release),
+  fc.nat(20).map(release),
+  slot.map(close),
+];
+
+test(
+  'model-based sequences of one read-write lock across three managers',
+  () =>
+    fc.assert(
+      fc.asyncProperty(
+        fc.commands(commandArbs, {
+          maxCommands: MAX_COMMANDS,
+          size: 'large',
+          ...(process.env.FUZZ_REPLAY_PATH ? { replayPath: process.env.FUZZ_REPLAY_PATH } : {}),
+        }),
+        async (cmds) => {
+          counts.sequences++;
+          const real: Real = {
+            name: `run${++runSerial}`,
+            managers: [],
+            holds: [],
+            tokens: [],
+            ended: new Set(),
+            stored: 0,
+            log: [],
+            rejectionsFrom: rejections.seen.length,
+          };
+          for (let i = 0; i < SLOTS; i++) real.managers.push(newManager(real, i));
+          const model: Model = { held: new Map() };
+          try {
+            await fc.asyncModelRun(() => ({ model, real }), cmds);
+          } finally {
+            await within(Promise.all(real.managers.map((m) => m.close())), STEP, 'closing the managers at the end');
+          }
+          const left = await readLock(real.name);
+          if (left.live.length)
+            throw new Error(
+              `after closing everything, ${left.live.length} live holders\n  log: ${real.log.join('; ')}`,
+            );
+          const unhandled = rejections.since(real.rejectionsFrom);
+          if (unhandled) throw new Error(`unhandled rejection: ${unhandled}`);
+        },
+      ),
+      fuzzParameters(Number(process.env.FUZZ_SEQUENCES ?? 8), SHARE),
+    ),
+  propertyTimeout(40_000, SHARE),
+);
