@@ -2,7 +2,7 @@
 // each hold a lease (events, signal, fencing token, renewal, loss), checked against the database.
 import { LeaseLostError, LockStateError, LockTimeoutError, type LockManager } from '../../lib/index';
 import type { RwLockDocument } from '../../lib/rwlock-commands';
-import { elapse, lockFixture } from '../helpers/locks';
+import { commandsByTarget, elapse, lockFixture } from '../helpers/locks';
 import { nextEvent, waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '30s', poll: 100 });
@@ -104,6 +104,28 @@ test('the watchdog renews read and write holds; a hold taken away in the documen
   expect(writer.signal.aborted).toBe(true);
   expect([sem.held, reader.held]).toEqual([true, true]);
   await Promise.all([sem.release(), reader.release()]);
+});
+
+test('renewal: one batched update and find per tick for every read-write hold, beside the permits and locks', async () => {
+  const connection = await locks.db.connect({ monitorCommands: true });
+  const { mark, delta } = commandsByTarget(connection);
+  const manager = await locks.manager({ connection, ttl: 3000, heartbeat: 250 });
+  const holds = [
+    ...(await Promise.all([1, 2, 3].map(() => manager.readWriteLock('renew-r').read()))),
+    await manager.readWriteLock('renew-w').write(),
+    await manager.semaphore('renew-s', { limit: 1 }).acquire(),
+    await manager.acquire('renew-lock'),
+  ];
+  mark();
+  await elapse(3500); // longer than the ttl: only renewals keep them
+  expect(holds.every((l) => l.held)).toBe(true);
+  expect((await live('renew-r')).map((h) => h.mode)).toEqual(['read', 'read', 'read']);
+  const ticks = delta('update locks');
+  expect(ticks).toBeGreaterThanOrEqual(5);
+  for (const kind of ['update locks.rwlocks', 'update locks.semaphores'])
+    expect(Math.abs(delta(kind) - ticks)).toBeLessThanOrEqual(2);
+  expect(Math.abs(delta('find locks.rwlocks') - delta('find locks'))).toBeLessThanOrEqual(2);
+  await Promise.all(holds.map((l) => l.release()));
 });
 
 test('close() releases the holds, with their events', async () => {
