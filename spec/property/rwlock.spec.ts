@@ -14,18 +14,10 @@
 // Sizes: FUZZ_RUNS (sequences), FUZZ_COMMANDS (longest sequence), FUZZ_MINUTES (see support.ts).
 // Replay: FUZZ_SEED, FUZZ_PATH and FUZZ_REPLAY_PATH, with the same FUZZ_COMMANDS as the failing run.
 import fc from 'fast-check';
-import type { Connection } from 'mongoose';
 import { LockManager, LockTimeoutError, type Lease } from '../../lib/index';
 import { lockFixture } from '../helpers/locks';
-import {
-  describeError,
-  fuzzParameters,
-  propertyTimeout,
-  recordCounts,
-  rejectionRecorder,
-  settle as settleWithin,
-  within,
-} from './support';
+import { describeError, fuzzParameters, propertyTimeout, within } from './support';
+import { sequenceSuite } from './sequences';
 
 type Mode = 'read' | 'write';
 
@@ -38,30 +30,15 @@ const MAX_COMMANDS = Number(process.env.FUZZ_COMMANDS ?? 12);
 /** This suite's share of FUZZ_MINUTES. */
 const SHARE = 0.25;
 
-const rejections = rejectionRecorder();
-let connections: Connection[] = [];
-let raw: Connection;
-const counts = { suite: 'rwlock', runs: 0, sequences: 0, commands: 0 };
 let runSerial = 0;
-
-beforeAll(async () => {
-  rejections.install();
-  const opened = await Promise.all(Array.from({ length: SLOTS + 1 }, () => locks.db.connect()));
-  raw = opened.pop()!;
-  connections = opened;
-});
-
-afterAll(() => {
-  rejections.remove();
-  recordCounts({ ...counts, runs: counts.sequences });
-  expect(rejections.since(0)).toBe('');
-});
 
 interface Real {
   readonly name: string;
   readonly managers: LockManager[];
-  /** Every hold a command got, in order, with its mode. */
-  readonly holds: { lease: Lease; mode: Mode }[];
+  /** Every hold a command got, in order. */
+  readonly leases: Lease[];
+  /** The mode of each hold. */
+  readonly modes: Map<Lease, Mode>;
   /** Tokens of every `acquired` event, in order. */
   readonly tokens: number[];
   /** Holds that emitted `lost` or `timeout`. */
@@ -72,13 +49,13 @@ interface Real {
 }
 
 interface Model {
-  /** The holds, by the model's account, with their modes. */
-  readonly held: Map<Lease, Mode>;
+  /** The holds, by the model's account (their modes in `Real.modes`). */
+  readonly held: Set<Lease>;
 }
 
 function newManager(real: Real, slot: number): LockManager {
   const manager = new LockManager({
-    connection: connections[slot]!,
+    connection: suite.connections[slot]!,
     collection: COLLECTION,
     ttl: TTL,
     poll: 50,
@@ -93,7 +70,8 @@ function newManager(real: Real, slot: number): LockManager {
 
 /** The lock's live holders (by `$$NOW`), its token counter, whether a live marker is set, the server's clock. */
 async function readLock(name: string) {
-  const [doc] = await raw
+  const [doc] = await suite
+    .raw()
     .db!.collection(`${COLLECTION}.rwlocks`)
     .aggregate<{ token?: number; live: { token: number; mode: Mode }[]; marker: boolean; now: Date }>([
       { $match: { _id: name } },
@@ -117,9 +95,9 @@ async function readLock(name: string) {
 
 async function checkInvariants(model: Model, real: Real, step: string): Promise<void> {
   const problems: string[] = [];
-  const claims = real.holds
-    .filter((h) => h.lease.held)
-    .map((h) => ({ ...h, token: h.lease.token!, expiresAt: h.lease.expiresAt! }));
+  const claims = real.leases
+    .filter((l) => l.held)
+    .map((l) => ({ mode: real.modes.get(l), token: l.token!, expiresAt: l.expiresAt! }));
   const stored = await within(readLock(real.name), STEP, 'reading the lock');
   const writers = stored.live.filter((h) => h.mode === 'write').length;
   if (writers > 1) problems.push(`${writers} live writers`);
@@ -131,9 +109,9 @@ async function checkInvariants(model: Model, real: Real, step: string): Promise<
       problems.push(`a ${claim.mode} hold says held with token ${claim.token}, but the document does not list it live`);
   }
   for (const holder of stored.live) {
-    const hold = real.holds.find((h) => h.lease.token === holder.token);
+    const hold = real.leases.find((l) => l.token === holder.token);
     if (!hold) problems.push(`the document lists token ${holder.token}, which no hold was given`);
-    else if (!hold.lease.held && !real.ended.has(hold.lease))
+    else if (!hold.held && !real.ended.has(hold))
       problems.push(`the document lists token ${holder.token} live, but its hold says not held`);
   }
   for (let i = 1; i < real.tokens.length; i++) {
@@ -142,33 +120,23 @@ async function checkInvariants(model: Model, real: Real, step: string): Promise<
   }
   if (stored.token < real.stored) problems.push(`the stored token went down from ${real.stored} to ${stored.token}`);
   real.stored = stored.token;
-  for (const [lease, mode] of model.held) {
-    if (!lease.held && !real.ended.has(lease)) problems.push(`${mode} hold ${lease.token} should be held, and is not`);
+  for (const lease of model.held) {
+    if (!lease.held && !real.ended.has(lease)) problems.push(`hold ${lease.token} should be held, and is not`);
   }
-  const unhandled = rejections.since(real.rejectionsFrom);
+  const unhandled = suite.rejections.since(real.rejectionsFrom);
   if (unhandled) problems.push(`unhandled rejection: ${unhandled}`);
   if (problems.length) throw new Error(`after ${step}:\n  - ${problems.join('\n  - ')}\n  log: ${real.log.join('; ')}`);
 }
 
-const settle = (promise: Promise<unknown>, what: string) => settleWithin(promise, STEP, what);
-
-type Act = (model: Model, real: Real, failures: string[]) => Promise<void>;
-
-function command(label: string, act: Act): fc.AsyncCommand<Model, Real, false> {
-  return {
-    check: () => true,
-    toString: () => label,
-    async run(model, real) {
-      counts.commands++;
-      real.log.push(label);
-      const failures: string[] = [];
-      await act(model, real, failures);
-      for (const lease of [...model.held.keys()]) if (!lease.held) model.held.delete(lease);
-      if (failures.length) throw new Error(`${label}: ${failures.join('; ')}\n  log: ${real.log.join('; ')}`);
-      await checkInvariants(model, real, label);
-    },
-  };
-}
+const suite = sequenceSuite<Model, Real>({
+  name: 'rwlock',
+  step: STEP,
+  slots: SLOTS,
+  db: locks.db,
+  check: checkInvariants,
+  newManager,
+});
+const { command, settle } = suite;
 
 /** read/write({ wait }) or withRead/withWrite({ wait }) from `slot`: a hold exactly when the model says it is free. */
 function take(mode: Mode, within: boolean, slot: number, wait: number) {
@@ -176,7 +144,7 @@ function take(mode: Mode, within: boolean, slot: number, wait: number) {
   const label = `s${slot}.${how}({ wait: ${wait} })`;
   return command(label, async (model, real, failures) => {
     const rw = real.managers[slot]!.readWriteLock(real.name, { ttl: TTL });
-    const modes = [...model.held.values()];
+    const modes = [...model.held].map((l) => real.modes.get(l));
     const free = mode === 'read' ? !modes.includes('write') : modes.length === 0;
     let inside = '';
     const work = async (lease: Lease) => {
@@ -184,7 +152,8 @@ function take(mode: Mode, within: boolean, slot: number, wait: number) {
       if (!lease.held) inside = 'fn was called without a held lease';
       else if (!stored.live.some((h) => h.token === lease.token && h.mode === mode))
         inside = `inside fn, the document does not list ${mode} token ${lease.token}`;
-      real.holds.push({ lease, mode });
+      real.leases.push(lease);
+      real.modes.set(lease, mode);
       return lease.token;
     };
     const call = within
@@ -198,8 +167,9 @@ function take(mode: Mode, within: boolean, slot: number, wait: number) {
     if (inside) failures.push(inside);
     const got = 'value' in outcome && !within ? (outcome.value as Lease) : null;
     if (got) {
-      real.holds.push({ lease: got, mode });
-      model.held.set(got, mode);
+      real.leases.push(got);
+      real.modes.set(got, mode);
+      model.held.add(got);
       if (!got.held) failures.push(`${how} resolved a lease that is not held`);
     }
     if ('error' in outcome && !(outcome.error instanceof LockTimeoutError))
@@ -210,38 +180,6 @@ function take(mode: Mode, within: boolean, slot: number, wait: number) {
   });
 }
 
-/** release() of the k-th hold given so far: true if it was held, a not_acquired rejection if not. */
-function release(k: number) {
-  const label = `hold#${k}.release()`;
-  return command(label, async (model, real, failures) => {
-    if (real.holds.length === 0) return;
-    const { lease } = real.holds[k % real.holds.length]!;
-    const wasHeld = model.held.has(lease) && lease.held;
-    const outcome = await settle(lease.release(), label);
-    if ('value' in outcome && wasHeld && outcome.value !== true)
-      failures.push(`release() of a held lease resolved ${String(outcome.value)}`);
-    const code = 'error' in outcome ? (outcome.error as { code?: string }).code : undefined;
-    if ('error' in outcome && (wasHeld || (code !== 'not_acquired' && code !== 'closed')))
-      failures.push(`release() rejected: ${describeError(outcome.error)}`);
-    if (lease.held) failures.push('the lease says held after release() settled');
-    model.held.delete(lease);
-  });
-}
-
-/** close() of a manager (replaced by a new one): its holds are released. */
-function close(slot: number) {
-  const label = `s${slot}.close()`;
-  return command(label, async (model, real, failures) => {
-    const manager = real.managers[slot]!;
-    const mine = manager.heldLeases;
-    const outcome = await settle(manager.close(), label);
-    if ('error' in outcome) failures.push(`close() rejected: ${describeError(outcome.error)}`);
-    if (mine.some((l) => l.held)) failures.push('a lease says held after its manager closed');
-    for (const lease of mine) model.held.delete(lease);
-    real.managers[slot] = newManager(real, slot);
-  });
-}
-
 const slot = fc.integer({ min: 0, max: SLOTS - 1 });
 const commandArbs = [
   fc
@@ -249,9 +187,9 @@ const commandArbs = [
     .map(([mode, inFn, s, w]) => take(mode, inFn, s, w)),
   fc.tuple(slot, fc.constantFrom(0, 150)).map(([s, w]) => take('read', false, s, w)),
   fc.tuple(slot, fc.constantFrom(0, 150)).map(([s, w]) => take('write', false, s, w)),
-  fc.nat(20).map(release),
-  fc.nat(20).map(release),
-  slot.map(close),
+  fc.nat(20).map(suite.release),
+  fc.nat(20).map(suite.release),
+  slot.map(suite.close),
 ];
 
 test(
@@ -265,31 +203,26 @@ test(
           ...(process.env.FUZZ_REPLAY_PATH ? { replayPath: process.env.FUZZ_REPLAY_PATH } : {}),
         }),
         async (cmds) => {
-          counts.sequences++;
+          suite.counts.sequences++;
           const real: Real = {
             name: `run${++runSerial}`,
             managers: [],
-            holds: [],
+            leases: [],
+            modes: new Map(),
             tokens: [],
             ended: new Set(),
             stored: 0,
             log: [],
-            rejectionsFrom: rejections.seen.length,
+            rejectionsFrom: suite.rejections.seen.length,
           };
           for (let i = 0; i < SLOTS; i++) real.managers.push(newManager(real, i));
-          const model: Model = { held: new Map() };
+          const model: Model = { held: new Set() };
           try {
             await fc.asyncModelRun(() => ({ model, real }), cmds);
           } finally {
-            await within(Promise.all(real.managers.map((m) => m.close())), STEP, 'closing the managers at the end');
+            await suite.closeAll(real);
           }
-          const left = await readLock(real.name);
-          if (left.live.length)
-            throw new Error(
-              `after closing everything, ${left.live.length} live holders\n  log: ${real.log.join('; ')}`,
-            );
-          const unhandled = rejections.since(real.rejectionsFrom);
-          if (unhandled) throw new Error(`unhandled rejection: ${unhandled}`);
+          suite.afterRun(real, real.rejectionsFrom, (await readLock(real.name)).live.length);
         },
       ),
       fuzzParameters(Number(process.env.FUZZ_SEQUENCES ?? 8), SHARE),
