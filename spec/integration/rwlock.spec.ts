@@ -71,6 +71,29 @@ test('a waiting writer blocks new readers and gets the lock when the current rea
   await reader.release();
 });
 
+test('a waiting writer that dies leaves a marker that stops blocking readers once it expires', async () => {
+  const connection = await locks.db.connect();
+  const a = await locks.manager({ ttl: 1500 });
+  const dying = await locks.manager({ connection, ttl: 1500 });
+  dying.on('error', () => {});
+  const reader = await a.readWriteLock('orphan').read();
+  void dying
+    .readWriteLock('orphan')
+    .write({ wait: '1m' })
+    .catch(() => {});
+  await waitFor(async () => (await (await rwlocks()).findOne({ _id: 'orphan' }))?.writerWaiting);
+  await connection.close(); // the writer can no longer renew its marker, nor take it away
+  await expect(a.readWriteLock('orphan').read({ wait: 200 })).rejects.toBeInstanceOf(LockTimeoutError);
+  const started = performance.now();
+  const next = await a.readWriteLock('orphan').read({ wait: '10s' });
+  expect(performance.now() - started).toBeLessThan(3000);
+  expect(await live('orphan')).toEqual([
+    { mode: 'read', token: reader.token },
+    { mode: 'read', token: next.token },
+  ]);
+  await Promise.all([reader.release(), next.release()]);
+});
+
 test('a reader that stops renewing frees the lock on expiry; a writer then gets it', async () => {
   const connection = await locks.db.connect();
   const a = await locks.manager({ connection, ttl: 2000 });
