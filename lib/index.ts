@@ -29,6 +29,7 @@ export {
   type SemaphoreHolder,
   type TryPermitOptions,
 } from './semaphore.js';
+export { ReadWriteLock, type ReadWriteLockOptions } from './rwlock.js';
 export {
   ScheduledJob,
   type ScheduleOptions,

@@ -26,6 +26,7 @@ import {
 } from './schedule.js';
 import { declareSemaphore, type Semaphore, type SemaphoreOptions } from './semaphore.js';
 import { SemaphoreStore } from './semaphore-store.js';
+import { declareReadWriteLock, permitStores, type ReadWriteLock, type ReadWriteLockOptions } from './rwlock.js';
 import { setUp } from './setup.js';
 import { ReleaseSignals } from './signals.js';
 import { LockStore } from './store.js';
@@ -71,6 +72,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   readonly #settings: ManagerSettings;
   readonly #store: LockStore;
   readonly #semaphores: SemaphoreStore;
+  readonly #rwlocks: SemaphoreStore;
   readonly #watchdog: Watchdog;
   readonly #wakeups: Wakeups;
   readonly #signals: ReleaseSignals | undefined;
@@ -97,8 +99,13 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     });
     const store = this.#store;
     this.#semaphores = new SemaphoreStore(store, `${settings.collection}.semaphores`, settings.commandTimeout);
+    this.#rwlocks = new SemaphoreStore(store, `${settings.collection}.rwlocks`, settings.commandTimeout);
     this.#watchdog = new Watchdog(
-      { renew: (h, t) => store.renew(h, t), read: (n, t) => store.read(n, t), permits: this.#semaphores },
+      {
+        renew: (h, t) => store.renew(h, t),
+        read: (n, t) => store.read(n, t),
+        permits: permitStores(this.#semaphores, this.#rwlocks),
+      },
       (error) => this.#report(error),
     );
     const signals = settings.wakeups
@@ -185,6 +192,17 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   semaphore(name: string, options: SemaphoreOptions): Semaphore {
     this.#checkOpen();
     return declareSemaphore(name, options, this.#settings, this.#context, this.#semaphores);
+  }
+
+  /**
+   * A read-write lock `name`: many readers or one writer at once (across processes), a waiting
+   * writer blocking new readers; see {@link ReadWriteLock} and docs/semaphores.md. Each hold is a
+   * lease with the given `ttl` and `heartbeat` (the manager's by default). Throws a TypeError or
+   * RangeError on a bad name or options, and a LockStateError once the manager is closed.
+   */
+  readWriteLock(name: string, options?: ReadWriteLockOptions): ReadWriteLock {
+    this.#checkOpen();
+    return declareReadWriteLock(name, options, this.#settings, this.#context, this.#rwlocks);
   }
 
   /**

@@ -48,27 +48,57 @@ export interface PermitRequest {
 const holders = { $ifNull: ['$holders', []] };
 const liveHolder = (h: string) => ({ $gt: [`${h}.expiresAt`, '$$NOW'] });
 
+/** An acquisition's answer of the hold of `leaseId`, if it has one (shared with read-write locks). */
+export function mineProjection(leaseId: string) {
+  const mine = { $filter: { input: holders, as: 'h', cond: { $eq: ['$$h.leaseId', { $literal: leaseId }] } } };
+  return {
+    $map: {
+      input: mine,
+      as: 'h',
+      in: {
+        token: '$$h.token',
+        owner: '$$h.owner',
+        expiresAt: '$$h.expiresAt',
+        remaining: { $subtract: ['$$h.expiresAt', '$$NOW'] },
+      },
+    },
+  };
+}
+
+/**
+ * The pieces of an acquisition pipeline shared with read-write locks: the new hold (token
+ * `$$next`), and the live holders (`$$live`) with the hold of `leaseId` extended by `ttl`.
+ */
+export function grantParts(leaseId: string, owner: string, ttl: number) {
+  const id = { $literal: leaseId };
+  const expiresAt = { $add: ['$$NOW', { $literal: ttl }] };
+  const grant = {
+    leaseId: id,
+    owner: { $literal: owner },
+    token: '$$next',
+    acquiredAt: '$$NOW',
+    expiresAt,
+    ttl: { $literal: ttl },
+  };
+  const renewMine = {
+    $map: {
+      input: '$$live',
+      as: 'h',
+      in: { $cond: [{ $eq: ['$$h.leaseId', id] }, { $mergeObjects: ['$$h', { expiresAt }] }, '$$h'] },
+    },
+  };
+  return { id, expiresAt, grant, renewMine };
+}
+
 /**
  * What an acquisition answers (and, on the rare retried path, the read that stands in for it):
  * the stored limit, this lease's hold if it has one, and when the earliest hold ends.
  */
 export function permitProjection(leaseId: string) {
-  const mine = { $filter: { input: holders, as: 'h', cond: { $eq: ['$$h.leaseId', { $literal: leaseId }] } } };
   return {
     _id: 0,
     limit: 1,
-    mine: {
-      $map: {
-        input: mine,
-        as: 'h',
-        in: {
-          token: '$$h.token',
-          owner: '$$h.owner',
-          expiresAt: '$$h.expiresAt',
-          remaining: { $subtract: ['$$h.expiresAt', '$$NOW'] },
-        },
-      },
-    },
+    mine: mineProjection(leaseId),
     // When the earliest hold ends (a permit frees up then at the latest): when to try again.
     remaining: { $subtract: [{ $min: '$holders.expiresAt' }, '$$NOW'] },
   };
@@ -88,23 +118,7 @@ export function permitProjection(leaseId: string) {
  */
 export function acquirePermitCommand(request: PermitRequest) {
   const { name, limit, leaseId, owner, ttl, waiting = false, maxTimeMS } = request;
-  const id = { $literal: leaseId };
-  const expiresAt = { $add: ['$$NOW', { $literal: ttl }] };
-  const grant = {
-    leaseId: id,
-    owner: { $literal: owner },
-    token: '$$next',
-    acquiredAt: '$$NOW',
-    expiresAt,
-    ttl: { $literal: ttl },
-  };
-  const renewMine = {
-    $map: {
-      input: '$$live',
-      as: 'h',
-      in: { $cond: [{ $eq: ['$$h.leaseId', id] }, { $mergeObjects: ['$$h', { expiresAt }] }, '$$h'] },
-    },
-  };
+  const { id, grant, renewMine } = grantParts(leaseId, owner, ttl);
   const busy = waiting ? { $mergeObjects: ['$$ROOT', { contended: true }] } : '$$ROOT';
   const update = [
     {

@@ -7,7 +7,6 @@ import { LockError, LockErrorCode } from './errors.js';
 import { MONGODB_CODES, serverCode } from './mongo-errors.js';
 import {
   acquirePermitCommand,
-  permitProjection,
   readPermitsCommand,
   releasePermitCommand,
   renewPermitsCommand,
@@ -69,7 +68,24 @@ export class SemaphoreStore {
    */
   acquire(request: PermitRequest, late?: (result: AcquireResult) => void): Promise<AcquireResult> {
     const what = `semaphore("${request.name}").acquire`;
-    const { filter, update, options } = acquirePermitCommand({ ...request, maxTimeMS: this.#timeout });
+    return this.acquireBy(what, request, acquirePermitCommand({ ...request, maxTimeMS: this.#timeout }), late);
+  }
+
+  /**
+   * Sends a built acquisition (an upsert answering as permitProjection does: `mine`, `remaining`,
+   * and `limit` if the kind stores one) and reads its answer. @internal (the read-write locks' too)
+   */
+  acquireBy(
+    what: string,
+    request: { readonly name: string; readonly leaseId: string; readonly limit?: number },
+    built: {
+      filter: { _id: string };
+      update: object[];
+      options: { projection: object } & mongo.FindOneAndUpdateOptions;
+    },
+    late?: (result: AcquireResult) => void,
+  ): Promise<AcquireResult> {
+    const { filter, update, options } = built;
     const command = async (collection: mongo.Collection<SemaphoreDocument>): Promise<AcquireResult> => {
       let answer: PermitAnswer | null = null;
       // Two upserts raced to create the document: the loser tries once more, now that it exists.
@@ -85,8 +101,7 @@ export class SemaphoreStore {
       // A retried findAndModify (replica sets) is answered without the computed fields
       // (SERVER-31242): read them, without changing anything (the write was applied).
       if (answer.mine === undefined) {
-        const projection = permitProjection(request.leaseId);
-        answer = await collection.findOne(filter, { projection, maxTimeMS: this.#timeout });
+        answer = await collection.findOne(filter, { projection: options.projection, maxTimeMS: this.#timeout });
         if (!answer) return BUSY;
       }
       if (answer.limit !== undefined && answer.limit !== request.limit) {
@@ -184,6 +199,17 @@ export class SemaphoreStore {
       }
     }
     return states;
+  }
+
+  /**
+   * Read-write locks: takes away the `writerWaiting` marker of `name` if one of `leaseIds` set it
+   * (a writer that stopped waiting). @internal
+   */
+  async clearMarker(name: string, leaseIds: readonly string[]): Promise<void> {
+    const filter = { _id: name, 'writerWaiting.leaseId': { $in: [...leaseIds] } };
+    await this.#run(`readWriteLock("${name}").write`, (c) =>
+      c.updateOne(filter, { $set: { writerWaiting: null } }, { maxTimeMS: this.#timeout }),
+    );
   }
 
   /** The stored limit and live holders of `name` (by the server's clock), or null without a document. */

@@ -5,7 +5,7 @@
 //   npm run fuzz -- --minutes 10        every property for its share of 10 minutes
 //   npm run fuzz -- --commands 40       longest model sequence (default 25 here, 12 in npm test)
 //   npm run fuzz -- --seed 123 --path 4:1 [--replay NDW:F]   replay a reported failure (same --commands)
-//   npm run fuzz -- --only model        one suite (options, model or semaphore)
+//   npm run fuzz -- --only model        one suite (options, model, semaphore or rwlock)
 // Prints a summary line: runs, sequences and commands executed, read from the counts the
 // suites write. Exits non-zero if a property failed (fast-check prints its seed and counterexample).
 const { spawnSync } = require('node:child_process');
@@ -14,7 +14,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const usage =
-  'usage: npm run fuzz -- [--runs N | --minutes N] [--commands N] [--seed N [--path P] [--replay R]] [--only options|model|semaphore]';
+  'usage: npm run fuzz -- [--runs N | --minutes N] [--commands N] [--seed N [--path P] [--replay R]] [--only options|model|semaphore|rwlock]';
 
 function parseArgs(argv) {
   const options = {
@@ -60,8 +60,8 @@ function parseArgs(argv) {
         i++;
         break;
       case '--only':
-        if (!['options', 'model', 'semaphore'].includes(value))
-          fail(`--only takes options, model or semaphore, got ${value}`);
+        if (!['options', 'model', 'semaphore', 'rwlock'].includes(value))
+          fail(`--only takes options, model, semaphore or rwlock, got ${value}`);
         options.only = value;
         i++;
         break;

@@ -36,3 +36,21 @@ export function recorder() {
   const seen: string[] = [];
   return { seen, push: (entry: string) => seen.push(entry) };
 }
+
+/**
+ * Counts the commands a connection sends (opened with `monitorCommands: true`) by `command target`
+ * (`update locks.semaphores`); `delta(key)` is the count since the last `mark()`.
+ */
+export function commandsByTarget(connection: Connection) {
+  const counts = new Map<string, number>();
+  let before = new Map<string, number>();
+  connection.getClient().on('commandStarted', (event) => {
+    const target = String((event.command as Record<string, unknown>)[event.commandName]);
+    const key = `${event.commandName} ${target}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  });
+  return {
+    mark: () => void (before = new Map(counts)),
+    delta: (key: string) => (counts.get(key) ?? 0) - (before.get(key) ?? 0),
+  };
+}

@@ -4,7 +4,7 @@ import { mongo } from 'mongoose';
 import type { Lease } from '../../lib/index';
 import { LockError, LockStateError, type LockManager } from '../../lib/index';
 import type { SemaphoreDocument } from '../../lib/semaphore-commands';
-import { elapse, lockFixture } from '../helpers/locks';
+import { commandsByTarget, elapse, lockFixture } from '../helpers/locks';
 import { withoutProjections } from '../helpers/retries';
 import { nextEvent, waitFor } from '../helpers/wait';
 
@@ -101,22 +101,16 @@ test('withPermit runs the function holding a permit, and releases after', async 
 
 test('the watchdog renews permits: one command each way per tick however many permits, beside the locks', async () => {
   const connection = await locks.db.connect({ monitorCommands: true });
-  const counts = new Map<string, number>();
-  connection.getClient().on('commandStarted', (event) => {
-    const target = String((event.command as Record<string, unknown>)[event.commandName]);
-    const key = `${event.commandName} ${target}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  });
+  const { mark, delta } = commandsByTarget(connection);
   const manager = await locks.manager({ connection, ttl: 3000, heartbeat: 250 });
   const permits = [
     ...(await Promise.all([1, 2, 3].map(() => manager.semaphore('renewed', { limit: 3 }).acquire()))),
     await manager.semaphore('other', { limit: 2 }).acquire(),
   ];
   const leases = [await manager.acquire('lock-a'), await manager.acquire('lock-b')];
-  const before = new Map(counts);
+  mark();
   const expiry = (await liveHolders('renewed')).map((h) => h.expiresAt.getTime());
   await elapse(4000); // longer than the ttl: only renewals keep them
-  const delta = (key: string) => (counts.get(key) ?? 0) - (before.get(key) ?? 0);
   expect([...permits, ...leases].every((l) => l.held)).toBe(true);
   const renewedNow = (await liveHolders('renewed')).map((h) => h.expiresAt.getTime());
   expect(renewedNow).toHaveLength(3);

@@ -13,18 +13,10 @@
 // Sizes: FUZZ_RUNS (sequences), FUZZ_COMMANDS (longest sequence), FUZZ_MINUTES (see support.ts).
 // Replay: FUZZ_SEED, FUZZ_PATH and FUZZ_REPLAY_PATH, with the same FUZZ_COMMANDS as the failing run.
 import fc from 'fast-check';
-import type { Connection } from 'mongoose';
 import { LockManager, LockTimeoutError, type Lease } from '../../lib/index';
 import { lockFixture } from '../helpers/locks';
-import {
-  describeError,
-  fuzzParameters,
-  propertyTimeout,
-  recordCounts,
-  rejectionRecorder,
-  settle as settleWithin,
-  within,
-} from './support';
+import { describeError, fuzzParameters, propertyTimeout, within } from './support';
+import { sequenceSuite } from './sequences';
 
 const COLLECTION = 'prop_semaphore';
 const locks = lockFixture({ collection: COLLECTION });
@@ -34,33 +26,14 @@ const STEP = 20_000; // no step should take nearly this long: a call that does h
 const MAX_COMMANDS = Number(process.env.FUZZ_COMMANDS ?? 12);
 /** This suite's share of FUZZ_MINUTES (the model suite has all of it, beside the options suite). */
 const SHARE = 0.5;
-
-const rejections = rejectionRecorder();
-/** One connection per manager slot (as separate processes would have), and one to read the document. */
-let connections: Connection[] = [];
-let raw: Connection;
-const counts = { suite: 'semaphore', runs: 0, sequences: 0, commands: 0 };
 let runSerial = 0;
-
-beforeAll(async () => {
-  rejections.install();
-  const opened = await Promise.all(Array.from({ length: SLOTS + 1 }, () => locks.db.connect()));
-  raw = opened.pop()!;
-  connections = opened;
-});
-
-afterAll(() => {
-  rejections.remove();
-  recordCounts({ ...counts, runs: counts.sequences });
-  expect(rejections.since(0)).toBe('');
-});
 
 interface Real {
   readonly name: string;
   readonly limit: number;
   readonly managers: LockManager[];
   /** Every permit a command got, in order. */
-  readonly permits: Lease[];
+  readonly leases: Lease[];
   /** Tokens of every `acquired` event, in order. */
   readonly tokens: number[];
   /** Permits that emitted `lost` or `timeout`: their give-back may still be in flight. */
@@ -78,7 +51,7 @@ interface Model {
 
 function newManager(real: Real, slot: number): LockManager {
   const manager = new LockManager({
-    connection: connections[slot]!,
+    connection: suite.connections[slot]!,
     collection: COLLECTION,
     ttl: TTL,
     poll: 50,
@@ -93,7 +66,8 @@ function newManager(real: Real, slot: number): LockManager {
 
 /** The semaphore's live holders (by `$$NOW`), its token counter and the server's clock. */
 async function readSemaphore(name: string) {
-  const [doc] = await raw
+  const [doc] = await suite
+    .raw()
     .db!.collection(`${COLLECTION}.semaphores`)
     .aggregate<{ token?: number; live: { token: number; expiresAt: Date }[]; now: Date }>([
       { $match: { _id: name } },
@@ -116,7 +90,7 @@ async function readSemaphore(name: string) {
 async function checkInvariants(model: Model, real: Real, step: string): Promise<void> {
   const problems: string[] = [];
   // Claims first, then the document: a claim made before the read must be borne out by it.
-  const claims = real.permits
+  const claims = real.leases
     .filter((p) => p.held)
     .map((p) => ({ permit: p, token: p.token!, expiresAt: p.expiresAt! }));
   const stored = await within(readSemaphore(real.name), STEP, 'reading the semaphore');
@@ -128,7 +102,7 @@ async function checkInvariants(model: Model, real: Real, step: string): Promise<
       problems.push(`a permit says held with token ${claim.token}, but the document does not list it live`);
   }
   for (const holder of stored.live) {
-    const permit = real.permits.find((p) => p.token === holder.token);
+    const permit = real.leases.find((p) => p.token === holder.token);
     if (!permit) problems.push(`the document lists token ${holder.token}, which no permit was given`);
     else if (!permit.held && !real.ended.has(permit))
       problems.push(`the document lists token ${holder.token} live, but its permit says not held`);
@@ -146,34 +120,23 @@ async function checkInvariants(model: Model, real: Real, step: string): Promise<
   for (const permit of model.held) {
     if (!permit.held && !real.ended.has(permit)) problems.push(`permit ${permit.token} should be held, and is not`);
   }
-  const unhandled = rejections.since(real.rejectionsFrom);
+  const unhandled = suite.rejections.since(real.rejectionsFrom);
   if (unhandled) problems.push(`unhandled rejection: ${unhandled}`);
   if (problems.length) throw new Error(`after ${step}:\n  - ${problems.join('\n  - ')}\n  log: ${real.log.join('; ')}`);
 }
 
-const settle = (promise: Promise<unknown>, what: string) => settleWithin(promise, STEP, what);
-
 /** The model can say what a call must do unless a permit ended by itself (a stall of seconds). */
 const decidable = (real: Real) => real.ended.size === 0;
 
-type Act = (model: Model, real: Real, failures: string[]) => Promise<void>;
-
-/** A command of a sequence: `act`, which notes what went against the contract, then the checks. */
-function command(label: string, act: Act): fc.AsyncCommand<Model, Real, false> {
-  return {
-    check: () => true,
-    toString: () => label,
-    async run(model, real) {
-      counts.commands++;
-      real.log.push(label);
-      const failures: string[] = [];
-      await act(model, real, failures);
-      for (const permit of [...model.held]) if (!permit.held) model.held.delete(permit);
-      if (failures.length) throw new Error(`${label}: ${failures.join('; ')}\n  log: ${real.log.join('; ')}`);
-      await checkInvariants(model, real, label);
-    },
-  };
-}
+const suite = sequenceSuite<Model, Real>({
+  name: 'semaphore',
+  step: STEP,
+  slots: SLOTS,
+  db: locks.db,
+  check: checkInvariants,
+  newManager,
+});
+const { command, settle } = suite;
 
 type How = 'tryAcquire' | 'acquire' | 'withPermit';
 
@@ -189,7 +152,7 @@ function take(how: How, slot: number, wait: number) {
       if (!permit.held) inside = 'fn was called without a held permit';
       else if (!stored.live.some((h) => h.token === permit.token))
         inside = `inside fn, the document does not list token ${permit.token}`;
-      real.permits.push(permit);
+      real.leases.push(permit);
       return permit.token;
     };
     const call =
@@ -202,7 +165,7 @@ function take(how: How, slot: number, wait: number) {
     if (inside) failures.push(inside);
     const got = 'value' in outcome && how !== 'withPermit' ? (outcome.value as Lease | null) : null;
     if (got) {
-      real.permits.push(got);
+      real.leases.push(got);
       model.held.add(got);
       if (!got.held) failures.push(`${how} resolved a permit that is not held`);
     }
@@ -218,47 +181,15 @@ function take(how: How, slot: number, wait: number) {
   });
 }
 
-/** release() of the k-th permit given so far: true if it was held, a not_acquired rejection if not. */
-function release(k: number) {
-  const label = `permit#${k}.release()`;
-  return command(label, async (model, real, failures) => {
-    if (real.permits.length === 0) return;
-    const permit = real.permits[k % real.permits.length]!;
-    const wasHeld = model.held.has(permit) && permit.held;
-    const outcome = await settle(permit.release(), label);
-    if ('value' in outcome && wasHeld && outcome.value !== true)
-      failures.push(`release() of a held permit resolved ${String(outcome.value)}`);
-    const code = 'error' in outcome ? (outcome.error as { code?: string }).code : undefined;
-    if ('error' in outcome && (wasHeld || (code !== 'not_acquired' && code !== 'closed')))
-      failures.push(`release() rejected: ${describeError(outcome.error)}`);
-    if (permit.held) failures.push('the permit says held after release() settled');
-    model.held.delete(permit);
-  });
-}
-
-/** close() of a manager (replaced by a new one): its permits are released. */
-function close(slot: number) {
-  const label = `s${slot}.close()`;
-  return command(label, async (model, real, failures) => {
-    const manager = real.managers[slot]!;
-    const mine = manager.heldLeases;
-    const outcome = await settle(manager.close(), label);
-    if ('error' in outcome) failures.push(`close() rejected: ${describeError(outcome.error)}`);
-    if (mine.some((p) => p.held)) failures.push('a permit says held after its manager closed');
-    for (const permit of mine) model.held.delete(permit);
-    real.managers[slot] = newManager(real, slot);
-  });
-}
-
 const slot = fc.integer({ min: 0, max: SLOTS - 1 });
 const commandArbs = [
   fc
     .tuple(fc.constantFrom<How>('tryAcquire', 'acquire', 'withPermit'), slot, fc.constantFrom(0, 150))
     .map(([how, s, w]) => take(how, s, w)),
   slot.map((s) => take('tryAcquire', s, 0)),
-  fc.nat(20).map(release),
-  fc.nat(20).map(release),
-  slot.map(close),
+  fc.nat(20).map(suite.release),
+  fc.nat(20).map(suite.release),
+  slot.map(suite.close),
 ];
 
 test(
@@ -273,33 +204,27 @@ test(
           ...(process.env.FUZZ_REPLAY_PATH ? { replayPath: process.env.FUZZ_REPLAY_PATH } : {}),
         }),
         async (limit, cmds) => {
-          counts.sequences++;
+          suite.counts.sequences++;
           const real: Real = {
             name: `run${++runSerial}`,
             limit,
             managers: [],
-            permits: [],
+            leases: [],
             tokens: [],
             ended: new Set(),
             stored: 0,
             log: [`limit ${limit}`],
-            rejectionsFrom: rejections.seen.length,
+            rejectionsFrom: suite.rejections.seen.length,
           };
           for (let i = 0; i < SLOTS; i++) real.managers.push(newManager(real, i));
           const model: Model = { held: new Set() };
           try {
             await fc.asyncModelRun(() => ({ model, real }), cmds);
           } finally {
-            await within(Promise.all(real.managers.map((m) => m.close())), STEP, 'closing the managers at the end');
+            await suite.closeAll(real);
           }
           // Every manager closed: no live holder is left behind.
-          const left = await readSemaphore(real.name);
-          if (left.live.length)
-            throw new Error(
-              `after closing everything, ${left.live.length} live holders\n  log: ${real.log.join('; ')}`,
-            );
-          const unhandled = rejections.since(real.rejectionsFrom);
-          if (unhandled) throw new Error(`unhandled rejection: ${unhandled}`);
+          suite.afterRun(real, real.rejectionsFrom, (await readSemaphore(real.name)).live.length);
         },
       ),
       fuzzParameters(Number(process.env.FUZZ_SEQUENCES ?? 6), SHARE),

@@ -1,0 +1,134 @@
+// The acquisition command of read-write locks, as a pure value (lib/rwlock.ts sends it through the
+// semaphore store). A read-write lock's document has the shape of a semaphore's (so the semaphore's
+// release, batched renewal and read-back serve it unchanged), in its own collection
+// `<collection>.rwlocks`, with a mode per holder and a waiting writer's marker. Every caller value
+// is a `$literal`; every expiry is judged by the server's `$$NOW`.
+import { DURABLE, serverBound } from './commands.js';
+import { grantParts, mineProjection, type PermitHolder, type PermitRequest } from './semaphore-commands.js';
+
+/** Shared (many readers) or exclusive (one writer). */
+export type RwMode = 'read' | 'write';
+
+/** One read-write lock: one document, kept (never removed by the library) so that its token only grows. */
+export interface RwLockDocument {
+  /** The lock's name. */
+  _id: string;
+  /** Fencing token of the latest grant, read or write: every grant takes the next one. */
+  token: number;
+  /** The holds, live or not yet dropped (an expired one goes at the next acquisition), in grant order. */
+  holders: (PermitHolder & { mode: RwMode })[];
+  /**
+   * A writer that found the lock busy and waits: while its `expiresAt` is after `$$NOW`, new
+   * readers are refused. Renewed at each of the writer's attempts; null once it got the lock.
+   */
+  writerWaiting?: { leaseId: string; expiresAt: Date } | null;
+  /** A contender found the lock busy and waits: a release signals waiters in other processes. */
+  contended?: boolean;
+}
+
+/** One attempt to take a read-write lock in `mode` (`waiting`: a writer also sets its marker). */
+export interface RwRequest extends Omit<PermitRequest, 'limit'> {
+  readonly mode: RwMode;
+}
+
+const holders = { $ifNull: ['$holders', []] };
+const live = (path: string) => ({ $gt: [path, '$$NOW'] });
+
+/**
+ * One atomic attempt to take `name` in `mode`: a single `$replaceWith` upsert that drops expired
+ * holders and grants the hold if
+ * - read: no live writer holds it and no live `writerWaiting` marker is set (writer preference);
+ * - write: nobody holds it (live).
+ * A grant takes the next fencing token: max(previous + 1, server time in ms), across reads and
+ * writes. A retried attempt that finds its own live hold keeps it (expiry extended). A waiting
+ * writer that finds the lock busy sets (or renews) the marker `writerWaiting` unless another
+ * waiting writer's marker is live; a writer's grant clears the marker.
+ *
+ * Answers as permitProjection does: `mine` (this lease's hold) and `remaining` (when to try again:
+ * the earliest expiry of a holder or of the marker; for a waiting writer at most half its ttl, so
+ * that it renews its marker in time).
+ */
+export function acquireRwCommand(request: RwRequest) {
+  const { name, mode, leaseId, owner, ttl, waiting = false, maxTimeMS } = request;
+  const parts = grantParts(leaseId, owner, ttl);
+  const { id, expiresAt, renewMine } = parts;
+  const grant = { ...parts.grant, mode: { $literal: mode } };
+  const markerIsMine = { $eq: ['$$marker.leaseId', id] };
+  const free =
+    mode === 'write'
+      ? { $eq: [{ $size: '$$live' }, 0] }
+      : {
+          $and: [{ $not: [{ $in: ['write', '$$live.mode'] }] }, { $or: [{ $eq: ['$$marker', null] }, markerIsMine] }],
+        };
+  // A writer's grant clears the marker (its own, or another waiting writer's: that one sets it
+  // again at its next attempt), so that a marker never outlives the writers' turn.
+  const markerAfterGrant = mode === 'write' ? null : '$$marker';
+  const setsMarker = mode === 'write' && waiting;
+  const busy = {
+    $mergeObjects: [
+      '$$ROOT',
+      {
+        holders: '$$live',
+        ...(waiting ? { contended: true } : {}),
+        writerWaiting: setsMarker
+          ? {
+              $cond: [{ $or: [{ $eq: ['$$marker', null] }, markerIsMine] }, { leaseId: id, expiresAt }, '$$marker'],
+            }
+          : '$$marker',
+      },
+    ],
+  };
+  const update = [
+    {
+      $replaceWith: {
+        $let: {
+          vars: {
+            live: { $filter: { input: holders, as: 'h', cond: live('$$h.expiresAt') } },
+            marker: {
+              $cond: [{ $and: ['$writerWaiting', live('$writerWaiting.expiresAt')] }, '$writerWaiting', null],
+            },
+            next: { $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] },
+          },
+          in: {
+            $switch: {
+              branches: [
+                {
+                  case: { $in: [id, '$$live.leaseId'] },
+                  then: { $mergeObjects: ['$$ROOT', { holders: renewMine }] },
+                },
+                {
+                  case: free,
+                  then: {
+                    $mergeObjects: [
+                      '$$ROOT',
+                      {
+                        token: '$$next',
+                        holders: { $concatArrays: ['$$live', [grant]] },
+                        writerWaiting: markerAfterGrant,
+                      },
+                    ],
+                  },
+                },
+              ],
+              default: busy,
+            },
+          },
+        },
+      },
+    },
+  ];
+  const earliest = { $min: [{ $min: '$holders.expiresAt' }, '$writerWaiting.expiresAt'] };
+  const wait = { $subtract: [earliest, '$$NOW'] };
+  const projection = {
+    _id: 0,
+    mine: mineProjection(leaseId),
+    remaining: setsMarker ? { $min: [wait, { $literal: Math.floor(ttl / 2) }] } : wait,
+  };
+  const options = {
+    upsert: true,
+    returnDocument: 'after',
+    projection,
+    ...serverBound(maxTimeMS, DURABLE.writeConcern),
+  } as const;
+  return { filter: { _id: name }, update, options };
+}
