@@ -31,6 +31,14 @@ export {
 } from './semaphore.js';
 export { ReadWriteLock, type ReadWriteLockOptions } from './rwlock.js';
 export {
+  CHANNELS,
+  type HoldKind,
+  type AcquiredMessage,
+  type ReleasedMessage,
+  type LostMessage,
+  type TimeoutMessage,
+} from './telemetry.js';
+export {
   ScheduledJob,
   type ScheduleOptions,
   type ScheduledJobEvents,

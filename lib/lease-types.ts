@@ -7,6 +7,7 @@ import type { Hold } from './hold.js';
 import type { Lease } from './lease.js';
 import type { ManagerSettings } from './options.js';
 import type { AcquireResult, ReleaseResult } from './store.js';
+import type { HoldKind } from './telemetry.js';
 import type { Watch } from './wakeups.js';
 
 /** Payload of `acquired`. */
@@ -77,6 +78,8 @@ export interface LeaseContext {
   readonly host: LeaseHost;
   /** The leases are a semaphore's permits: their holds are marked so for the watchdog. */
   readonly permit?: boolean;
+  /** What the leases hold, as telemetry names it. @defaultValue `'lock'` */
+  readonly kind?: HoldKind;
 }
 
 /** The manager's side of its leases: what it tracks of them, and where their events go. @internal */

@@ -10,6 +10,7 @@ import {
   type LostReason,
 } from './errors.js';
 import { safeEmit } from './emit.js';
+import { publish } from './telemetry.js';
 import type { LeaseContext, LeaseEvents, LeaseEventArgs } from './lease-types.js';
 import { Hold } from './hold.js';
 import { isClosedConnection, isConnectionError } from './mongo-errors.js';
@@ -436,5 +437,6 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     const { host } = this.#context;
     safeEmit<LeaseEventArgs, E>(this, event, args, (error) => host.report(error, this)); // a throwing listener must not break the lease
     host.forward(event, this, args);
+    publish(event, this.#context.kind ?? 'lock', args);
   }
 }

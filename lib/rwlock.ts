@@ -170,6 +170,7 @@ function holdContext(
   return {
     ...base,
     permit: true,
+    kind: mode,
     store: {
       acquire(request, late) {
         if (request.force) {

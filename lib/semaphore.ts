@@ -202,6 +202,7 @@ function permitContext(base: LeaseContext, store: SemaphoreStore, name: string, 
   return {
     ...base,
     permit: true,
+    kind: 'permit',
     store: {
       acquire(request, late) {
         if (request.force) {
