@@ -134,11 +134,6 @@ test("a schedule across a stall of 12 s: once the server answers, every tick of 
   });
   await job.stop();
   const records = new Map((await m.runs('through-stall', { limit: 1000 })).map((r) => [r.scheduledAt.getTime(), r]));
-  console.log(
-    stalled,
-    [...outcomes],
-    [...records].map(([k, r]) => [k, r.outcome]),
-  );
   for (const tick of stalled) {
     expect([tick, records.get(tick)?.outcome]).toEqual([tick, expect.stringMatching(/^(done|missed)$/)]);
     expect([tick, outcomes.get(tick)]).toEqual([tick, records.get(tick)!.outcome]);
