@@ -92,11 +92,17 @@ test('one watchdog loop renews and re-reads many leases with one command each pe
   const commands: { name: string; size: number }[] = [];
   connection.getClient().on('commandStarted', (event) => {
     const { command } = event as unknown as { command: Record<string, unknown> };
+    // The watchdog's commands only: on the lock collection, by a list of names (not the wake-up
+    // signals' cursor, or a set-up sweep).
+    type ByNames = { _id?: { $in?: string[] } } | undefined;
+    if (command[event.commandName] !== 'locks') return;
     if (event.commandName === 'update') {
-      const updates = command.updates as { q: { _id: { $in: string[] } } }[];
-      commands.push({ name: 'update', size: updates.length === 1 ? updates[0]!.q._id.$in.length : -updates.length });
+      const updates = command.updates as { q: ByNames }[];
+      const names = updates[0]?.q?._id?.$in;
+      if (names) commands.push({ name: 'update', size: updates.length === 1 ? names.length : -updates.length });
     } else if (event.commandName === 'find') {
-      commands.push({ name: 'find', size: (command.filter as { _id: { $in: string[] } })._id.$in.length });
+      const names = (command.filter as ByNames)?._id?.$in;
+      if (names) commands.push({ name: 'find', size: names.length });
     }
   });
   await elapse(6500); // more than two ttls
