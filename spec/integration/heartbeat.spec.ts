@@ -87,7 +87,9 @@ test('without heartbeat a lease lasts its ttl, then emits timeout (phase hold) a
 
 test('one watchdog loop renews and re-reads many leases with one command each per tick', async () => {
   const connection = await locks.db.connect({ monitorCommands: true });
-  const manager = await locks.manager({ connection, ttl: 3000, heartbeat: 300 });
+  // A ttl far longer than the heartbeat: the subject is how renewals are batched, and a loaded
+  // machine (CI beside a fuzz run) must not make a lease lapse meanwhile.
+  const manager = await locks.manager({ connection, ttl: 8000, heartbeat: 300 });
   const leases = await Promise.all(Array.from({ length: 200 }, (_, i) => manager.acquire(`many-${i}`)));
   const commands: { name: string; size: number }[] = [];
   connection.getClient().on('commandStarted', (event) => {
@@ -105,7 +107,7 @@ test('one watchdog loop renews and re-reads many leases with one command each pe
       if (names) commands.push({ name: 'find', size: names.length });
     }
   });
-  await elapse(6500); // more than two ttls
+  await elapse(6500); // about 20 ticks
   expect(leases.every((l) => l.held)).toBe(true);
   // A tick that began while acquisitions were still landing may send its commands after the
   // listener came, its renewal included: count from the second renewal seen, whose tick began
