@@ -1417,6 +1417,9 @@ describe('options fuzzer: scheduled jobs', () => {
               expectEqual(run.scheduledAt.getTime(), tick, 'run.scheduledAt');
               expectEqual(result.result, run.token, 'the result');
               const records = await within(base.runs(name), SETTLE, 'runs()');
+              // A tick older than `retain` is recorded already past its expiry: the server's TTL
+              // monitor may remove it at any moment (documented), and then nothing more to check.
+              if (records.length === 0 && tick + (v.retain as number) <= Date.now()) return;
               expectEqual(records.length, 1, 'records of the tick');
               const record = records[0]!;
               expectEqual(record.outcome, 'done', 'record.outcome');
@@ -1432,6 +1435,7 @@ describe('options fuzzer: scheduled jobs', () => {
                 throw new Error(
                   `the record's expireAt is ${show(expireAt)}, expected at least ${new Date(keepUntil).toISOString()}`,
                 );
+              if (keepUntil <= Date.now()) return; // as above: the record may go before the second call
               const again = await within(
                 base.runOnce(name, at as Date, fn, build(bag) as never),
                 SETTLE,
@@ -1538,7 +1542,8 @@ describe('options fuzzer: scheduled jobs', () => {
             !Number.isNaN(date.getTime()) &&
             date.toISOString() === stamp &&
             whole === 'built';
-          const ttlOk = duration(ttl).ok;
+          // An undefined ttlMs is absent, as every undefined option is: the manager's ttl.
+          const ttlOk = ttl === undefined || duration(ttl).ok;
           const wrong = [...(keyOk ? [] : ['key']), ...(ttlOk ? [] : ['ttl'])];
           await runCase(
             [wrong.length ? { kind: 'invalid', keys: wrong } : { kind: 'valid', value: {} }],
@@ -1566,6 +1571,14 @@ describe('options fuzzer: scheduled jobs', () => {
       SHARE,
     ));
 
+  /** What a value becomes inside node-cron's key string (String() of it; a value without one: its tag). */
+  const asKeyPart = (value: unknown): string => {
+    try {
+      return String(value);
+    } catch {
+      return Object.prototype.toString.call(value); // a null-prototype object has no toString
+    }
+  };
   test('schedule names, through schedule, runOnce, runs and shouldRun', () =>
     check(
       30,
@@ -1586,10 +1599,10 @@ describe('options fuzzer: scheduled jobs', () => {
             schedule: () => (job = base.schedule(name as string, '0 0 1 1 *', () => {})),
             runOnce: () => base.runOnce(name as string, tick, (run) => run.token, { wait: 0 }),
             runs: () => base.runs(name as string, { limit: 1 }),
-            shouldRun: () => base.runCoordinator().shouldRun(`${name as string}:${tick.toISOString()}`, 2000),
+            shouldRun: () => base.runCoordinator().shouldRun(`${asKeyPart(name)}:${tick.toISOString()}`, 2000),
           };
           // shouldRun() takes the name inside node-cron's key string: there it is what the key says.
-          const valid = scheduleName(entry === 'shouldRun' ? `${name as string}` : name).ok;
+          const valid = scheduleName(entry === 'shouldRun' ? asKeyPart(name) : name).ok;
           try {
             await runCase(
               [valid ? { kind: 'valid', value: {} } : { kind: 'invalid', keys: ['name', 'key'] }],
@@ -1603,7 +1616,7 @@ describe('options fuzzer: scheduled jobs', () => {
                 if (entry === 'shouldRun') {
                   expectEqual(result, true, 'shouldRun() of a new tick');
                   await within(
-                    base.runCoordinator().onComplete(`${name as string}:${tick.toISOString()}`),
+                    base.runCoordinator().onComplete(`${asKeyPart(name)}:${tick.toISOString()}`),
                     SETTLE,
                     'onComplete',
                   );

@@ -110,6 +110,14 @@ export function describeError(error: unknown): string {
  * Counts the commands a connection sends (it must be opened with `monitorCommands: true`), leaving
  * out the driver's own housekeeping (handshakes, session ends) and the wake-up signals' cursor.
  */
+/** A find or update of the watchdog: its filter selects holds by a list of names (`_id: { $in }`). */
+function isWatchdogBatch(name: string, command: Record<string, unknown>): boolean {
+  type ByNames = { _id?: { $in?: unknown } } | undefined;
+  if (name === 'find') return (command.filter as ByNames)?._id?.$in !== undefined;
+  if (name === 'update') return (command.updates as { q?: ByNames }[] | undefined)?.[0]?.q?._id?.$in !== undefined;
+  return false;
+}
+
 export function commandCounter(connection: Connection) {
   let count = 0;
   const sent: string[] = [];
@@ -141,6 +149,9 @@ export function commandCounter(connection: Connection) {
     // earlier; a call that really started something also sends its own command on the locks.
     const target = (event.command as Record<string, unknown>)[event.commandName];
     if (typeof target === 'string' && target.endsWith('.signals')) return;
+    // A watchdog tick's batch (renewals or read-back by a list of names): background work of holds
+    // taken earlier, never sent by a call; a tick in flight when a case begins lands in its window.
+    if (isWatchdogBatch(event.commandName, event.command)) return;
     count++;
     inFlight.add(event.requestId);
     const command = event.command as Record<string, unknown>;
