@@ -83,7 +83,7 @@ interface Real {
   readonly elections: { election: Election; slot: number; name: string }[];
   /** Leases whose hold was ended by someone else's force, and when. */
   readonly displaced: Map<Lease, number>;
-  /** Per name: when the last forceRelease on it ended. */
+  /** Per name: when the last force (forceRelease or forceAcquire) on it ended. */
   readonly forceEnds: Map<string, number>;
   /** Per name: forces begun (a force in flight may displace a hold an `acquired` check is looking at). */
   readonly forces: Map<string, number>;
@@ -400,6 +400,8 @@ class Force extends Step {
       displace(real, name);
       const outcome = await settle(lease.forceAcquire(), this.toString());
       displace(real, name, lease); // and any election that took it meanwhile
+      // A grant applied just before the force, whose reply comes after it, is displaced too.
+      real.forceEnds.set(name, Date.now());
       if ('error' in outcome) failures.push(`rejected: ${describeError(outcome.error)}`);
       else if (outcome.value !== true || !lease.held)
         failures.push(`resolved ${String(outcome.value)}, held ${lease.held}`);
