@@ -55,14 +55,24 @@ export function loadCroner(): CronerModule | Promise<CronerModule> {
 }
 
 export function makeCron(module: CronerModule, pattern: string, timezone: string | undefined, what: string): CronLike {
+  let cron: CronLike;
+  let next: Date | null;
   try {
-    const cron = new module.Cron(pattern, { timezone, paused: true });
-    cron.nextRun(); // a bad time zone shows here
-    return cron;
+    cron = new module.Cron(pattern, { timezone, paused: true });
+    next = cron.nextRun(); // a bad time zone shows here
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw Object.assign(invalidType(what, `a cron pattern croner accepts (${reason})`, pattern), { cause: error });
   }
+  // croner reads a string that is not a cron pattern as a date (a one-off run): one already past,
+  // or a pattern no date matches, would make a job that never fires.
+  if (next === null)
+    throw outOfRange(
+      what,
+      'a cron pattern with a tick to come (croner finds no tick to come: a date already past, or none that matches)',
+      pattern,
+    );
+  return cron;
 }
 
 /** The schedule's options, parsed. @internal */

@@ -172,6 +172,11 @@ test('bad input: a TypeError or RangeError naming the argument or option', async
     [() => manager.schedule('x'.repeat(500), EVERY_SECOND, fn), /schedule name/, 'RangeError'],
     [() => manager.schedule('n', 'not a pattern', fn), /pattern.*"not a pattern"/, 'TypeError'],
     [() => manager.schedule('n', '61 * * * *', fn), /pattern/, 'TypeError'],
+    // croner reads what is not a cron pattern as a date: one already past (or a date that never
+    // comes, such as 30 February) would make a schedule that never fires, silently.
+    [() => manager.schedule('n', ' :0', fn), /pattern.*no tick to come/, 'RangeError'],
+    [() => manager.schedule('n', '0 0 30 2 *', fn), /pattern.*no tick to come/, 'RangeError'],
+    [() => manager.schedule('n', '2001-01-01T00:00:00Z', fn), /pattern.*no tick to come/, 'RangeError'],
     [() => manager.schedule('n', 42 as never, fn), /pattern/, 'TypeError'],
     [() => manager.schedule('n', EVERY_SECOND, 'fn' as never), /fn must be a function/, 'TypeError'],
     [() => manager.schedule('n', EVERY_SECOND, fn, { timezone: 'Nowhere/Else' }), /options\.timezone/, 'RangeError'],

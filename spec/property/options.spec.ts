@@ -1219,10 +1219,10 @@ function scheduleName(v: unknown): Verdict {
 const retriesRule = (v: unknown) =>
   v === undefined ? ok(0) : typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 1000 ? ok(v) : bad;
 const retainRule = optional((v) => duration(v, { max: MAX_TIMER * 1000 }), 7 * DAY);
+/** croner accepts the pattern in the time zone, and finds a tick to come (schedule() refuses a job that never fires). */
 const cronAccepts = (pattern: string, timezone?: string): boolean => {
   try {
-    new Cron(pattern, { timezone, paused: true }).nextRun();
-    return true;
+    return new Cron(pattern, { timezone, paused: true }).nextRun() !== null;
   } catch {
     return false;
   }
