@@ -106,14 +106,18 @@ export class RunStore {
       owner: literal(claim.owner),
       startedAt: '$$NOW',
       outcome: literal('running'),
-      expireAt: literal(expiry(tick.scheduledAt, claim.retain)),
+      // No expireAt while running: the clean-up must not remove a record under its run (it would
+      // then run again). Its settlement sets it from here.
+      retainUntil: literal(expiry(tick.scheduledAt, claim.retain)),
     };
     const filter: mongo.Filter<RunDocument> = previous
       ? { _id: tick.id, outcome: previous.outcome, token: previous.token, attempt: previous.attempt }
       : { _id: tick.id, outcome: { $exists: false } };
     try {
       const result = await this.#run(`claiming the run "${tick.id}"`, (records) =>
-        records.updateOne(filter, [{ $set: fields }, { $unset: ['finishedAt', 'error'] }], { upsert: !previous }),
+        records.updateOne(filter, [{ $set: fields }, { $unset: ['finishedAt', 'error', 'expireAt'] }], {
+          upsert: !previous,
+        }),
       );
       return result.matchedCount + result.upsertedCount === 1;
     } catch (error) {
@@ -124,10 +128,15 @@ export class RunStore {
 
   /** Ends the attempt holding `token` as `outcome`; false if the record is no longer that attempt's. */
   async finish(id: string, token: number, outcome: 'done' | 'failed' | 'lost', error?: Error): Promise<boolean> {
-    const set: Record<string, unknown> = { outcome: literal(outcome), finishedAt: '$$NOW' };
+    // Settled: from now on the clean-up may remove it, `retain` after its tick.
+    const set: Record<string, unknown> = {
+      outcome: literal(outcome),
+      finishedAt: '$$NOW',
+      expireAt: { $ifNull: ['$retainUntil', '$expireAt'] },
+    };
     if (error !== undefined) set.error = literal(error.message);
     const result = await this.#run(`recording the run "${id}" ${outcome}`, (records) =>
-      records.updateOne({ _id: id, token, outcome: 'running' }, [{ $set: set }]),
+      records.updateOne({ _id: id, token, outcome: 'running' }, [{ $set: set }, { $unset: 'retainUntil' }]),
     );
     return result.matchedCount === 1;
   }

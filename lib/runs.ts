@@ -90,7 +90,13 @@ export interface RunHooks {
 /** The stored document. @internal */
 export interface RunDocument extends RunRecord {
   _id: string;
-  expireAt: Date;
+  /**
+   * When the clean-up (a TTL index) may remove the record: set once the run is settled, never while
+   * it is `running` (a record removed under a run would let the tick run again).
+   */
+  expireAt?: Date | null;
+  /** While `running`: the `expireAt` its settlement will set (`scheduledAt` + `retain`). */
+  retainUntil?: Date;
 }
 
 /** The longest TTL MongoDB's TTL monitor accepts, and so the longest retention. */
