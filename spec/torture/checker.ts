@@ -216,9 +216,9 @@ export interface Stats {
   /** The read-write lock workload: read and write holds. */
   rwlock: { reads: number; writes: number };
   /**
-   * The fair workload: waits (acquisitions that were not granted at once, or took their time),
-   * those known queued, ordered pairs of waiters compared, pairs left out because a fault could
-   * have dropped the earlier waiter from the queue.
+   * The fair workload: acquisitions, those known queued, pairs of waiters compared (one known
+   * queued, still waiting when the other's call began, which was granted), pairs left out because
+   * a fault could have dropped the earlier waiter from the queue.
    */
   fair: { ops: number; queued: number; compared: number; disrupted: number };
 }
@@ -958,6 +958,7 @@ export function checkFair(
     const grantKnown = bHold.acquired.mono;
     for (const a of waits) {
       if (a === b || a.name !== b.name || a.queued === undefined || a.queued + margin >= b.start.mono) continue;
+      if (Math.min(a.end?.mono ?? Infinity, a.killed ?? Infinity) <= b.start.mono) continue; // over before B began
       if (windows.some(([from, to]) => from < grantKnown && to > a.queued!)) {
         stats.fair.disrupted++;
         continue;
@@ -978,8 +979,10 @@ export function checkFair(
         check: 'fair',
         message:
           `"${b.name}": ${b.worker} (token ${b.end.token}), whose call began ${(b.start.mono - a.queued).toFixed(1)} ms after ` +
-          `${a.worker} was known queued, was granted while ${a.worker} still waited (${a.end ? `${a.end.outcome}${a.end.token === undefined ? '' : ` with token ${a.end.token}`}` : 'killed'} ` +
-          `${(Math.min(gaveUp, a.killed ?? Infinity) - grantKnown).toFixed(1)} ms after that grant was known)`,
+          `${a.worker} was known queued, was granted while ${a.worker} still waited (` +
+          (a.end?.outcome === 'held'
+            ? `and was granted later, with token ${a.end.token})`
+            : `until its ${a.end ? a.end.outcome : 'kill'} ${(Math.min(gaveUp, a.killed ?? Infinity) - grantKnown).toFixed(1)} ms after that grant was known)`),
       });
     }
   }
