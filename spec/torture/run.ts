@@ -273,6 +273,10 @@ export async function runTorture(
     .createConnection(`mongodb://127.0.0.1:${engine.port}/?directConnection=true`, { dbName: db })
     .asPromise();
   const locks = lockAdmin.db!.collection<LockDocument>('locks');
+  // Semaphores and read-write locks: one document per name, its live holds in `holders`.
+  type Holders = { _id: string; holders: Omit<LockDocument, '_id'>[] };
+  const semaphoreDocs = lockAdmin.db!.collection<Holders>('locks.semaphores');
+  const rwlockDocs = lockAdmin.db!.collection<Holders>('locks.rwlocks');
   // The fenced resources: one per lock, and those of the read-write lock's writers and the fair lock's holders.
   const written = [...names, ...(on('rwlock') ? [RWLOCK] : []), ...(on('fair') ? [FAIR] : [])];
   if (written.length > 0)
@@ -467,8 +471,14 @@ export async function runTorture(
       const end = history.record({ type: 'fault-end', kind: 'close-stall', detail });
       log(`fault: engine stalled while ${victim.id} closed its manager: ${detail}`);
       await exitOf(victim);
-      // What it left held on the server: the checker bounds how long that outlives the stall.
-      for (const lock of await locks.find({ owner: victim.id, leaseId: { $ne: null } }).toArray()) {
+      // What it left held on the server (locks, permits, read-write holds): the checker bounds how long that outlives the stall.
+      const left = await locks.find({ owner: victim.id, leaseId: { $ne: null } }).toArray();
+      for (const shared of [semaphoreDocs, rwlockDocs]) {
+        for (const doc of await shared.find({ 'holders.owner': victim.id }).toArray()) {
+          left.push(...doc.holders.filter((h) => h.owner === victim.id).map((h) => ({ ...h, _id: doc._id })));
+        }
+      }
+      for (const lock of left) {
         history.record({
           type: 'leftover',
           worker: victim.id,
