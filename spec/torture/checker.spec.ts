@@ -34,9 +34,23 @@ function history() {
       token: number,
       from: number,
       to: number,
-      { ttl = 1000, granted = from - 2, end = 'stop' } = {},
+      {
+        ttl = 1000,
+        granted = from - 2,
+        end = 'stop',
+        kind,
+        asked,
+      }: { ttl?: number; granted?: number; end?: string; kind?: 'permit' | 'read' | 'write'; asked?: number } = {},
     ) {
-      at(worker, from, { type: 'acquired', name, token, expiresAt: granted + OFFSET + ttl, ttl, heartbeat: false });
+      // `asked`: when the acquisition call began (an `op` event), if given.
+      if (asked !== undefined) {
+        const op = seqs.get(worker) ?? 0;
+        at(worker, asked, { type: 'op', op, name, mode: 'sem-acquire', ttl, heartbeat: false });
+      }
+      const expiresAt = granted + OFFSET + ttl;
+      at(worker, from, { type: 'acquired', name, token, expiresAt, ttl, heartbeat: false, ...(kind && { kind }) });
+      if (asked !== undefined)
+        at(worker, from + 0.1, { type: 'op-end', op: seqs.get(worker)! - 2, outcome: 'held', token });
       if (end === 'stop') at(worker, to, { type: 'stop', name, token, why: 'release' });
       if (end === 'lost') at(worker, to, { type: 'lost', name, token, reason: 'expired' });
       if (end === 'hold-timeout') at(worker, to, { type: 'hold-timeout', name, token });
@@ -493,4 +507,204 @@ test('tick-accounted: a tick of the window without a record, unsettled, or settl
 test('liveness: a run that never ended, its worker alive', () => {
   const run = cleanSchedule((r) => tickRun(r, 's2', D, 1, 20, 7000, undefined));
   expect(failed(run.events)).toEqual(expect.arrayContaining(['liveness', 'tick-accounted']));
+});
+
+// Semaphores, read-write locks and fair locks (issue 13).
+
+/** Changes the first recorded event that `match` finds: a history made bad in one place. */
+const edit = (events: TortureEvent[], match: (e: TortureEvent) => boolean, patch: Partial<TortureEvent>) =>
+  Object.assign(events.find(match)!, patch);
+
+/** A semaphore `sem` of limit 2, its counter read at the end. */
+function semaphoreRun(final = 0) {
+  const run = history().worker('w1').worker('w2').worker('w3');
+  run.at('orchestrator', 1, { type: 'declare', kind: 'semaphore', name: 'sem', limit: 2 });
+  run.at('orchestrator', 99_500, { type: 'counter', name: 'sem', value: final });
+  return run;
+}
+
+/** A holder's entry and exit on the semaphore's counter, reading back `values`. */
+function counted(
+  run: ReturnType<typeof history>,
+  worker: string,
+  token: number,
+  from: number,
+  to: number,
+  values: [number, number],
+) {
+  run.at(worker, from, { type: 'count', name: 'sem', token, delta: 1, phase: 'begin' });
+  run.at(worker, from + 1, { type: 'count', name: 'sem', token, delta: 1, phase: 'ok', value: values[0] });
+  run.at(worker, to, { type: 'count', name: 'sem', token, delta: -1, phase: 'begin' });
+  run.at(worker, to + 1, { type: 'count', name: 'sem', token, delta: -1, phase: 'ok', value: values[1] });
+}
+
+/** Two permits overlapping, a third once one is back: clean. */
+function cleanSemaphore() {
+  const run = semaphoreRun();
+  run.hold('w1', 'sem', 10, 1000, 2000, { kind: 'permit', asked: 990, ttl: 3000 });
+  counted(run, 'w1', 10, 1001, 1990, [1, 1]);
+  run.hold('w2', 'sem', 11, 1100, 1500, { kind: 'permit', asked: 1050 });
+  counted(run, 'w2', 11, 1101, 1490, [2, 1]);
+  run.hold('w3', 'sem', 12, 1510, 1800, { kind: 'permit', asked: 1200, granted: 1505 });
+  counted(run, 'w3', 12, 1511, 1790, [2, 1]);
+  return run;
+}
+
+test('semaphore: up to limit permits at once pass, and the summary counts them', () => {
+  const report = checkHistory(cleanSemaphore().events, strict);
+  expect(report.violations).toEqual([]);
+  expect(report.stats.semaphore).toEqual({ permits: 3, maxLive: 2, counterMax: 2, counterFinal: 0, leaked: 0 });
+  // Their overlap is no lock exclusion violation: permits are not exclusive.
+  expect(report.stats.acquisitions).toBe(3);
+});
+
+test('semaphore: limit + 1 live holders on the monotonic clock, or a grant while limit earlier permits were live', () => {
+  const run = semaphoreRun();
+  run.hold('w1', 'sem', 10, 1000, 2000, { kind: 'permit', ttl: 3000 });
+  run.hold('w2', 'sem', 11, 1100, 1500, { kind: 'permit' });
+  run.hold('w3', 'sem', 12, 1400, 1800, { kind: 'permit' }); // w1 and w2 still hold
+  const report = checkHistory(run.events, strict);
+  expect(failed(run.events)).toEqual(['semaphore']);
+  expect(report.violations.filter((v) => v.check === 'semaphore')).toHaveLength(2);
+  // No local overlap (w1 was killed at 1200), but the server granted w3 while w1's permit was live until 1998.
+  const server = semaphoreRun();
+  server.at('orchestrator', 2, { type: 'spawn', worker: 'w4', pid: 4 });
+  server.hold('w4', 'sem', 10, 1000, 0, { kind: 'permit', granted: 998, end: 'none' });
+  server.at('orchestrator', 1200, { type: 'kill', worker: 'w4', pid: 4 });
+  server.hold('w2', 'sem', 11, 1100, 1900, { kind: 'permit' });
+  server.hold('w3', 'sem', 12, 1500, 1800, { kind: 'permit', granted: 1490 });
+  expect(failed(server.events)).toEqual(['semaphore']);
+});
+
+test('grants: a permit asked for after another was granted, with a token that is not larger', () => {
+  const run = semaphoreRun();
+  run.hold('w1', 'sem', 10, 1000, 2000, { kind: 'permit', asked: 990, ttl: 3000 });
+  run.hold('w2', 'sem', 9, 1100, 1500, { kind: 'permit', asked: 1050 });
+  expect(failed(run.events)).toEqual(['grants']);
+  // Asked for before the other's grant was known: either order is possible.
+  const concurrent = semaphoreRun();
+  concurrent.hold('w1', 'sem', 10, 1000, 2000, { kind: 'permit', asked: 990, ttl: 3000 });
+  concurrent.hold('w2', 'sem', 9, 1100, 1500, { kind: 'permit', asked: 995 });
+  expect(failed(concurrent.events)).toEqual([]);
+});
+
+test('counter: a value above the limit while every holder held, one below 0, a final count that is not 0', () => {
+  const over = cleanSemaphore();
+  edit(over.events, (e) => e.src === 'w3' && e.type === 'count' && e.phase === 'ok', { value: 3 });
+  expect(failed(over.events)).toEqual(['counter']);
+  const negative = cleanSemaphore();
+  edit([...negative.events].reverse(), (e) => e.src === 'w3' && e.type === 'count', { value: -1 });
+  expect(failed(negative.events)).toEqual(['counter']);
+  const notZero = cleanSemaphore();
+  edit(notZero.events, (e) => e.type === 'counter', { value: 1 });
+  expect(failed(notZero.events)).toEqual(['counter']);
+});
+
+test('counter: the entry of a killed holder stays, and explains one more', () => {
+  const run = semaphoreRun(1);
+  run.at('orchestrator', 2, { type: 'spawn', worker: 'w4', pid: 4 });
+  run.hold('w4', 'sem', 10, 1000, 0, { kind: 'permit', end: 'none', ttl: 300 });
+  run.at('w4', 1001, { type: 'count', name: 'sem', token: 10, delta: 1, phase: 'begin' });
+  run.at('w4', 1002, { type: 'count', name: 'sem', token: 10, delta: 1, phase: 'ok', value: 1 });
+  run.at('orchestrator', 1100, { type: 'kill', worker: 'w4', pid: 4 });
+  run.hold('w1', 'sem', 11, 1400, 1600, { kind: 'permit', granted: 1310 });
+  counted(run, 'w1', 11, 1401, 1590, [2, 2]);
+  run.hold('w2', 'sem', 12, 1410, 1700, { kind: 'permit', granted: 1320 });
+  counted(run, 'w2', 12, 1411, 1690, [3, 1]); // 3: two holders and the dead one's entry
+  const report = checkHistory(run.events, strict);
+  expect(report.violations).toEqual([]);
+  expect(report.stats.semaphore).toMatchObject({ counterMax: 3, counterFinal: 1, leaked: 1 });
+  // The same 3 with the third holder alive is a violation.
+  edit(run.events, (e) => e.type === 'kill', { mono: 1450, wall: 1450 + OFFSET });
+  expect(failed(run.events)).toContain('counter');
+});
+
+/** A read-write lock `rw`: two readers together, then a writer alone. */
+function rwRun() {
+  const run = history().worker('w1').worker('w2').worker('w3');
+  run.at('orchestrator', 1, { type: 'declare', kind: 'rwlock', name: 'rw' });
+  run.hold('w1', 'rw', 10, 1000, 1500, { kind: 'read' });
+  run.hold('w2', 'rw', 11, 1100, 1400, { kind: 'read' });
+  run.hold('w3', 'rw', 12, 1510, 1800, { kind: 'write', granted: 1505 });
+  run.writes('w3', 'rw', 12, 1600, 2);
+  run.resource('rw', 12, 2, 2);
+  return run;
+}
+
+test('rw-exclusion: readers together pass; a writer live with a reader, or with another writer, fails', () => {
+  const report = checkHistory(rwRun().events, strict);
+  expect(report.violations).toEqual([]);
+  expect(report.stats.rwlock).toEqual({ reads: 2, writes: 1 });
+  const withReader = rwRun().hold('w1', 'rw', 13, 1700, 1900, { kind: 'read', granted: 1650 });
+  expect(failed(withReader.events)).toEqual(['rw-exclusion']);
+  const withWriter = rwRun().hold('w2', 'rw', 13, 1700, 1900, { kind: 'write', granted: 1650 });
+  expect(failed(withWriter.events)).toEqual(['rw-exclusion']);
+});
+
+test('grants: a hold that began after a write hold with a smaller token; fenced: a write count that does not match', () => {
+  const stale = rwRun().hold('w1', 'rw', 11.5, 1900, 2000, { kind: 'read', granted: 1850 });
+  expect(failed(stale.events)).toEqual(['grants']);
+  const lost = rwRun();
+  edit(lost.events, (e) => e.type === 'resource', { count: 1 });
+  expect(failed(lost.events)).toEqual(['fenced']);
+});
+
+/** A fair lock `fair`: w1 known queued at 1100, w2's call at 1300; the holder w3 releases at 2000. */
+function fairRun(
+  second: { token: number; from: number },
+  first: { outcome: 'held' | 'timeout'; token?: number; end: number; wait?: number },
+) {
+  const run = history().worker('w1').worker('w2').worker('w3');
+  run.at('orchestrator', 1, { type: 'declare', kind: 'fair', name: 'fair' });
+  run.hold('w3', 'fair', 10, 500, 2000, { ttl: 3000 });
+  run.at('w1', 1000, {
+    type: 'op',
+    op: 1,
+    name: 'fair',
+    mode: 'fair-poll',
+    ttl: 1000,
+    heartbeat: 300,
+    wait: first.wait ?? 5000,
+  });
+  run.at('w1', 1100, { type: 'queued', op: 1, name: 'fair' });
+  if (first.outcome === 'held')
+    run.hold('w1', 'fair', first.token!, first.end - 1, first.end + 100, { granted: first.end - 5 });
+  run.at('w1', first.end, {
+    type: 'op-end',
+    op: 1,
+    outcome: first.outcome,
+    ...(first.token && { token: first.token }),
+  });
+  run.at('w2', 1300, { type: 'op', op: 1, name: 'fair', mode: 'fair-wait', ttl: 1000, heartbeat: 300, wait: 5000 });
+  run.hold('w2', 'fair', second.token, second.from, second.from + 100, { granted: second.from - 5 });
+  run.at('w2', second.from + 1, { type: 'op-end', op: 1, outcome: 'held', token: second.token });
+  return run;
+}
+
+test('fair: the earlier waiter granted first passes; one passed over while it still waited fails', () => {
+  const inOrder = fairRun({ token: 12, from: 2300 }, { outcome: 'held', token: 11, end: 2010 });
+  const report = checkHistory(inOrder.events, strict);
+  expect(report.violations).toEqual([]);
+  expect(report.stats.fair).toEqual({ ops: 2, queued: 1, compared: 1, disrupted: 0 });
+  const passedOver = fairRun({ token: 11, from: 2010 }, { outcome: 'held', token: 12, end: 2300 });
+  expect(failed(passedOver.events)).toEqual(['fair']);
+  const timedOut = fairRun({ token: 11, from: 2010 }, { outcome: 'timeout', end: 3000, wait: 2000 });
+  expect(failed(timedOut.events)).toEqual(['fair']);
+});
+
+test('fair: a waiter that had given up, reached its deadline, or waited through a fault is not judged', () => {
+  const gaveUp = fairRun({ token: 11, from: 2010 }, { outcome: 'timeout', end: 1990, wait: 800 });
+  expect(failed(gaveUp.events)).toEqual([]);
+  const deadline = fairRun({ token: 11, from: 2010 }, { outcome: 'timeout', end: 2100, wait: 990 });
+  expect(failed(deadline.events)).toEqual([]);
+  const paused = fairRun({ token: 11, from: 2010 }, { outcome: 'held', token: 12, end: 2300 });
+  paused.at('orchestrator', 1500, { type: 'fault', kind: 'pause', detail: '200 ms' });
+  paused.at('orchestrator', 1700, { type: 'fault-end', kind: 'pause', detail: 'SIGCONT' });
+  const report = checkHistory(paused.events, strict);
+  expect(report.violations).toEqual([]);
+  expect(report.stats.fair).toMatchObject({ compared: 0, disrupted: 1 });
+  // Known queued only 40 ms before the other call began: within the margin, not judged.
+  const close = fairRun({ token: 11, from: 2010 }, { outcome: 'held', token: 12, end: 2300 });
+  edit(close.events, (e) => e.type === 'queued', { mono: 1260, wall: 1260 + OFFSET });
+  expect(failed(close.events)).toEqual([]);
 });

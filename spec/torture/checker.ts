@@ -45,7 +45,7 @@
 //   run that returned; `failed` or `lost` only at the last attempt (retries + 1); `missed` only if
 //   no run of it ever began. A record still `running`, or none at all, is a violation;
 // - liveness (as above): a run that never ended though its worker was not killed.
-import type { Stamp, TortureEvent } from './history';
+import type { HoldKind, Stamp, TortureEvent } from './history';
 
 /** The name of a check. */
 export type CheckName =
@@ -64,6 +64,11 @@ export type CheckName =
   | 'tick-tokens'
   | 'tick-fenced'
   | 'tick-accounted'
+  | 'semaphore'
+  | 'grants'
+  | 'counter'
+  | 'rw-exclusion'
+  | 'fair'
   | 'history';
 
 export const CHECKS: readonly CheckName[] = [
@@ -82,6 +87,11 @@ export const CHECKS: readonly CheckName[] = [
   'tick-tokens',
   'tick-fenced',
   'tick-accounted',
+  'semaphore',
+  'grants',
+  'counter',
+  'rw-exclusion',
+  'fair',
   'history',
 ];
 
@@ -101,6 +111,10 @@ export interface Hold {
   readonly worker: string;
   readonly name: string;
   readonly token: number;
+  /** A lock (plain or fair), a semaphore's permit, or a read-write lock's read or write hold. */
+  readonly kind: HoldKind;
+  /** When the worker's acquisition call began (its `op` event), if recorded. */
+  readonly opStart?: Stamp;
   readonly acquired: Stamp;
   /** The server's `$$NOW` when it granted the hold: `expiresAt - ttl` of the `acquired` event. */
   readonly grantedAt: number;
@@ -146,6 +160,12 @@ const LATE_COMMAND = 1000;
 export interface CheckOptions {
   /** The unfenced counter must be exact: true for runs without pauses, cut or stalled connections or restarts. */
   readonly unfencedExact: boolean;
+  /**
+   * The fair check's margin, in ms: a waiter counts as waiting before another only if it was known
+   * queued this long before the other's call began, and as alive at a grant only if it still
+   * waited this long after. @defaultValue 50
+   */
+  readonly fairMargin?: number;
   /** Largest tolerated change of `wall - mono` between nearby events, in ms. @defaultValue 25 */
   readonly clockTolerance?: number;
   /** How much longer than its `commandTimeout` a close() may take, in ms. @defaultValue {@link CLOSE_SLACK} */
@@ -191,6 +211,16 @@ export interface Stats {
   span: number;
   workers: number;
   schedule: ScheduleStats;
+  /** The semaphore workload: permits granted, the most live at once (monotonic clock), the counter's largest value seen and final value, entries left by killed holders. */
+  semaphore: { permits: number; maxLive: number; counterMax: number; counterFinal: number; leaked: number };
+  /** The read-write lock workload: read and write holds. */
+  rwlock: { reads: number; writes: number };
+  /**
+   * The fair workload: acquisitions, those known queued, pairs of waiters compared (one known
+   * queued, still waiting when the other's call began, which was granted), pairs left out because
+   * a fault could have dropped the earlier waiter from the queue.
+   */
+  fair: { ops: number; queued: number; compared: number; disrupted: number };
 }
 
 /** What the scheduling workload did. */
@@ -237,8 +267,12 @@ export function buildHolds(events: readonly TortureEvent[]): { holds: Hold[]; vi
   for (const event of events) if (event.type === 'kill') kills.set(event.worker, event);
 
   for (const [worker, list] of bySource(events)) {
+    let opStart: Stamp | undefined;
     for (const event of list) {
       switch (event.type) {
+        case 'op':
+          opStart = { mono: event.mono, wall: event.wall };
+          break;
         case 'acquired': {
           const key = holdKey(worker, event.name, event.token);
           if (open.has(key)) {
@@ -251,6 +285,8 @@ export function buildHolds(events: readonly TortureEvent[]): { holds: Hold[]; vi
             worker,
             name: event.name,
             token: event.token,
+            kind: event.kind ?? 'lock',
+            ...(opStart && { opStart }),
             acquired: { mono: event.mono, wall: event.wall },
             grantedAt: event.expiresAt - event.ttl,
             knownExpiry: event.expiresAt,
@@ -597,8 +633,8 @@ export function checkLiveness(events: readonly TortureEvent[], violations: Viola
         pending.set(`release ${event.name} ${event.token}`, `release of "${event.name}" token ${event.token}`);
       }
       if (event.type === 'release-end') pending.delete(`release ${event.name} ${event.token}`);
-      if (event.type === 'fence' || event.type === 'inc') {
-        const key = `${event.type} ${event.name} ${event.token}`;
+      if (event.type === 'fence' || event.type === 'inc' || event.type === 'count') {
+        const key = `${event.type} ${event.name} ${event.token} ${event.type === 'count' ? event.delta : ''}`;
         if (event.phase === 'begin') pending.set(key, `${event.type} write on "${event.name}" token ${event.token}`);
         else pending.delete(key);
       }
@@ -620,6 +656,334 @@ export function checkClock(events: readonly TortureEvent[], tolerance: number, v
         message: `the realtime clock jumped by ${drift.toFixed(1)} ms between ${a.src}#${a.seq} and ${b.src}#${b.seq}`,
       });
       return; // one is enough: the wall-clock checks of this run cannot be trusted
+    }
+  }
+}
+
+/** The semaphores, read-write locks and fair locks the run declared. */
+function declared(events: readonly TortureEvent[], kind: 'semaphore' | 'rwlock' | 'fair'): Map<string, number> {
+  const found = new Map<string, number>();
+  for (const event of events)
+    if (event.type === 'declare' && event.kind === kind) found.set(event.name, event.limit ?? 1);
+  return found;
+}
+
+const endMono = (hold: Hold) => timedEnd(hold)?.mono ?? Infinity;
+
+/**
+ * A semaphore never has more than `limit` live holders: on the monotonic clock (from `acquired`
+ * to the hold's end, as for the exclusion of locks), and as the server granted them (at a grant,
+ * fewer than `limit` earlier permits were still live: not expired, and not stopped by their holder).
+ */
+export function checkSemaphores(
+  events: readonly TortureEvent[],
+  holds: readonly Hold[],
+  violations: Violation[],
+  stats: Stats,
+): void {
+  const permits = holds.filter((hold) => hold.kind === 'permit');
+  stats.semaphore.permits = permits.length;
+  for (const [name, limit] of declared(events, 'semaphore')) {
+    const list = permits.filter((hold) => hold.name === name);
+    // A sweep over starts and ends; at one instant an end comes first (a hand-over, not an overlap).
+    const edges = list.flatMap((hold) => [
+      { at: hold.acquired.mono, hold, delta: 1 },
+      { at: endMono(hold), hold, delta: -1 },
+    ]);
+    edges.sort((a, b) => a.at - b.at || a.delta - b.delta);
+    const live = new Set<Hold>();
+    let over = false; // report each stretch over the limit once
+    for (const { hold, delta } of edges) {
+      if (delta < 0) live.delete(hold);
+      else live.add(hold);
+      stats.semaphore.maxLive = Math.max(stats.semaphore.maxLive, live.size);
+      if (live.size > limit && !over) {
+        violations.push({
+          check: 'semaphore',
+          message: `"${name}" (limit ${limit}): ${live.size} live holders at once: ${[...live].map(describeHold).join(', ')}`,
+        });
+      }
+      over = live.size > limit;
+    }
+    const byToken = [...list].sort((a, b) => a.token - b.token);
+    for (const [i, hold] of byToken.entries()) {
+      const earlier = byToken.slice(0, i).filter((before) => liveUntilAtLeast(before) > hold.grantedAt);
+      if (earlier.length >= limit) {
+        violations.push({
+          check: 'semaphore',
+          message:
+            `"${name}" (limit ${limit}): the server granted ${describeHold(hold)} while ${earlier.length} earlier ` +
+            `permits were live: ${earlier.map(describeHold).join(', ')}`,
+        });
+      }
+    }
+  }
+}
+
+/**
+ * Tokens of semaphores and read-write locks grow with the grants: a hold whose acquisition began
+ * after another hold of the name was granted (its `acquired` recorded) has a larger token; and a
+ * write hold's token orders it with every other hold of its lock (they never overlap).
+ */
+export function checkGrants(holds: readonly Hold[], violations: Violation[]): void {
+  const shared = holds.filter((hold) => hold.kind !== 'lock');
+  for (const [name, list] of byName(shared, byStart)) {
+    const begun = list.filter((hold) => hold.opStart).sort((a, b) => a.opStart!.mono - b.opStart!.mono);
+    let largest: Hold | undefined;
+    let next = 0;
+    for (const hold of begun) {
+      for (; next < list.length && list[next]!.acquired.mono < hold.opStart!.mono; next++) {
+        if (!largest || list[next]!.token > largest.token) largest = list[next];
+      }
+      if (largest && hold.token <= largest.token) {
+        violations.push({
+          check: 'grants',
+          message: `"${name}": ${describeHold(hold)} was asked for after ${describeHold(largest)} was granted, with a token that is not larger`,
+        });
+      }
+    }
+    for (const write of list.filter((hold) => hold.kind === 'write')) {
+      for (const other of list) {
+        if (other === write || other.acquired.mono === write.acquired.mono) continue;
+        const later = other.acquired.mono > write.acquired.mono;
+        if (later !== other.token > write.token) {
+          violations.push({
+            check: 'grants',
+            message: `"${name}": ${describeHold(other)} began ${later ? 'after' : 'before'} the write hold ${describeHold(write)}, with a token that is ${later ? 'not larger' : 'larger'}`,
+          });
+        }
+      }
+    }
+  }
+}
+
+/** A read-write lock's writer is never live together with anyone else (reader or writer), on the monotonic clock. */
+export function checkReadWrite(holds: readonly Hold[], violations: Violation[], stats: Stats): void {
+  const rw = holds.filter((hold) => hold.kind === 'read' || hold.kind === 'write');
+  stats.rwlock.reads = rw.filter((hold) => hold.kind === 'read').length;
+  stats.rwlock.writes = rw.length - stats.rwlock.reads;
+  for (const [name, list] of byName(rw, byStart)) {
+    list.forEach((write, i) => {
+      if (write.kind !== 'write') return;
+      for (const [j, other] of list.entries()) {
+        if (j === i || (other.kind === 'write' && j < i)) continue; // two writers: reported once
+        const overlap = Math.min(endMono(write), endMono(other)) - Math.max(write.acquired.mono, other.acquired.mono);
+        if (overlap > 0) {
+          violations.push({
+            check: 'rw-exclusion',
+            message: `"${name}": the write hold ${describeHold(write)} and the ${other.kind} hold ${describeHold(other)} were live together for ${Number.isFinite(overlap) ? `${overlap.toFixed(1)} ms` : 'ever (one never ended)'}`,
+          });
+        }
+      }
+    });
+  }
+}
+
+/**
+ * A semaphore's shared counter, `$inc`ed by each holder on entry and exit. Every value a holder
+ * read back lies in [0, limit + the entries of holders who no longer held their permit and had not
+ * exited yet] (a killed, frozen or blocked holder, or one that lost its permit, exits late or
+ * never); the final value is what the acknowledged entries and exits make it (within those whose
+ * outcome is unknown), and it is 0 but for the entries of holders that never exited (killed ones).
+ */
+export function checkCounters(
+  events: readonly TortureEvent[],
+  holds: readonly Hold[],
+  violations: Violation[],
+  stats: Stats,
+): void {
+  type Step = { begin?: Stamp; ok?: Stamp & { value: number }; error?: boolean };
+  interface Use {
+    hold?: Hold;
+    worker: string;
+    token: number;
+    entry: Step;
+    exit: Step;
+  }
+  const holdOf = new Map(holds.map((hold) => [holdKey(hold.worker, hold.name, hold.token), hold]));
+  for (const [name, limit] of declared(events, 'semaphore')) {
+    const uses = new Map<string, Use>();
+    let final: number | undefined;
+    for (const event of events) {
+      if (event.type === 'counter' && event.name === name) final = event.value;
+      if (event.type !== 'count' || event.name !== name) continue;
+      const key = holdKey(event.src, name, event.token);
+      let use = uses.get(key);
+      if (!use) {
+        use = { hold: holdOf.get(key), worker: event.src, token: event.token, entry: {}, exit: {} };
+        uses.set(key, use);
+      }
+      const step = event.delta > 0 ? use.entry : use.exit;
+      const at = { mono: event.mono, wall: event.wall };
+      if (event.phase === 'begin') step.begin = at;
+      else if (event.phase === 'ok') step.ok = { ...at, value: event.value ?? NaN };
+      else step.error = true;
+    }
+    const all = [...uses.values()];
+    const describe = (use: Use) => `${use.worker} (token ${use.token})`;
+    for (const use of all) {
+      for (const [step, delta] of [
+        [use.entry, 1],
+        [use.exit, -1],
+      ] as const) {
+        if (!step.ok) continue;
+        const { value } = step.ok;
+        stats.semaphore.counterMax = Math.max(stats.semaphore.counterMax, value);
+        // Others (and itself) counted in, no longer holding: their entry began before this reply, their exit was not acknowledged before this step began.
+        const stale = all.filter(
+          (other) =>
+            other.entry.begin &&
+            other.entry.begin.mono < step.ok!.mono &&
+            !(other.exit.ok && other.exit.ok.mono < step.begin!.mono) &&
+            (other.hold ? endMono(other.hold) : -Infinity) < step.ok!.mono,
+        ).length;
+        const low = delta > 0 ? 1 : 0;
+        if (value < low || value > limit + stale) {
+          violations.push({
+            check: 'counter',
+            message:
+              `"${name}" (limit ${limit}): ${describe(use)} read the counter as ${value} after its ${delta > 0 ? 'entry' : 'exit'}, ` +
+              `outside [${low}, ${limit} + ${stale} entries of holders that no longer held]`,
+          });
+        }
+      }
+    }
+    if (final === undefined) continue;
+    const entered = all.filter((use) => use.entry.ok).length;
+    const exited = all.filter((use) => use.exit.ok).length;
+    const unknownIn = all.filter((use) => use.entry.begin && !use.entry.ok).length;
+    const unknownOut = all.filter((use) => use.exit.begin && !use.exit.ok).length;
+    const neverExited = all.filter((use) => use.entry.begin && !use.exit.ok).length;
+    stats.semaphore.counterFinal += final;
+    stats.semaphore.leaked += all.filter((use) => use.entry.ok && !use.exit.begin).length;
+    if (final < entered - exited - unknownOut || final > entered + unknownIn - exited) {
+      violations.push({
+        check: 'counter',
+        message: `"${name}": the counter ends at ${final} after ${entered} entries and ${exited} exits acknowledged (${unknownIn} and ${unknownOut} unknown)`,
+      });
+    }
+    if (final < 0 || final > neverExited) {
+      violations.push({
+        check: 'counter',
+        message: `"${name}": the counter ends at ${final}, but only ${neverExited} holders entered and never exited (killed, or unknown)`,
+      });
+    }
+  }
+}
+
+/** When a fault could have kept a waiter from renewing its place in the queue: [from, to] on the monotonic clock. */
+function disruptions(events: readonly TortureEvent[], slack: number): [number, number][] {
+  const windows: [number, number][] = [];
+  const open = new Map<string, number>();
+  const kinds = new Set(['pause', 'proxy-stall', 'restart', 'close-stall']);
+  for (const event of [...events].sort((a, b) => a.mono - b.mono)) {
+    if (event.type === 'fault' && event.kind === 'proxy-cut') windows.push([event.mono, event.mono + slack]);
+    else if (event.type === 'fault' && kinds.has(event.kind)) open.set(event.kind, event.mono);
+    else if (event.type === 'fault-end' && open.has(event.kind)) {
+      windows.push([open.get(event.kind)!, event.mono + slack]);
+      open.delete(event.kind);
+    }
+  }
+  for (const from of open.values()) windows.push([from, Infinity]);
+  return windows;
+}
+
+/** One fair acquisition: when it began, its budget, when it was known queued, how and when it ended. */
+interface FairWait {
+  readonly worker: string;
+  readonly name: string;
+  readonly start: Stamp;
+  readonly wait: number;
+  readonly ttl: number;
+  queued?: number;
+  end?: { mono: number; outcome: string; token?: number };
+  killed?: number;
+}
+
+/**
+ * Fair locks grant in the order waits began, among waiters alive at the time. A waiter A that was
+ * known queued (its first attempt answered "wait") more than the margin before another's call B
+ * began, must not be passed over: B must not be granted while A still waited (A neither gave up
+ * nor reached its deadline, nor was its process killed, until after B's grant was known, by the
+ * margin), unless A was granted first (a smaller token). A waiter whose wait overlapped a fault
+ * that could have stopped it renewing its place (a server pause, restart or stall, a cut or
+ * stalled connection, and a ttl after) may have been dropped from the queue, as the library
+ * promises for a dead waiter: such pairs are not judged.
+ */
+export function checkFair(
+  events: readonly TortureEvent[],
+  holds: readonly Hold[],
+  options: CheckOptions,
+  violations: Violation[],
+  stats: Stats,
+): void {
+  const names = declared(events, 'fair');
+  if (names.size === 0) return;
+  const margin = options.fairMargin ?? 50;
+  const kills = new Map<string, number>();
+  for (const event of events) if (event.type === 'kill') kills.set(event.worker, event.mono);
+  const waits: FairWait[] = [];
+  for (const [worker, list] of bySource(events)) {
+    const ops = new Map<number, FairWait>();
+    for (const event of list) {
+      if (event.type === 'op' && names.has(event.name)) {
+        const wait: FairWait = {
+          worker,
+          name: event.name,
+          start: { mono: event.mono, wall: event.wall },
+          wait: event.wait ?? Infinity,
+          ttl: event.ttl,
+          killed: kills.get(worker),
+        };
+        ops.set(event.op, wait);
+        waits.push(wait);
+      } else if (event.type === 'queued') {
+        const wait = ops.get(event.op);
+        if (wait) wait.queued ??= event.mono;
+      } else if (event.type === 'op-end') {
+        const wait = ops.get(event.op);
+        if (wait) wait.end ??= { mono: event.mono, outcome: event.outcome, token: event.token };
+      }
+    }
+  }
+  stats.fair.ops = waits.length;
+  stats.fair.queued = waits.filter((wait) => wait.queued !== undefined).length;
+  const slack = Math.max(0, ...waits.map((wait) => wait.ttl)) + 1000;
+  const windows = disruptions(events, slack);
+  const granted = new Map(holds.map((hold) => [holdKey(hold.worker, hold.name, hold.token), hold]));
+  for (const b of waits) {
+    if (b.end?.outcome !== 'held' || b.end.token === undefined) continue;
+    const bHold = granted.get(holdKey(b.worker, b.name, b.end.token));
+    if (!bHold) continue;
+    const grantKnown = bHold.acquired.mono;
+    for (const a of waits) {
+      if (a === b || a.name !== b.name || a.queued === undefined || a.queued + margin >= b.start.mono) continue;
+      if (Math.min(a.end?.mono ?? Infinity, a.killed ?? Infinity) <= b.start.mono) continue; // over before B began
+      if (windows.some(([from, to]) => from < grantKnown && to > a.queued!)) {
+        stats.fair.disrupted++;
+        continue;
+      }
+      stats.fair.compared++;
+      if (a.end?.outcome === 'held' && a.end.token !== undefined && a.end.token < b.end.token) continue;
+      // Still waiting, by the margin, once B's grant was known: granted later, or gave up (or was killed) after.
+      const gaveUp =
+        a.end?.outcome === 'held'
+          ? Infinity
+          : a.end?.outcome === 'timeout' || a.end?.outcome === 'busy'
+            ? Math.min(a.end.mono, a.start.mono + a.wait)
+            : a.end
+              ? -Infinity // aborted, or failed: not judged
+              : (a.killed ?? -Infinity);
+      if (grantKnown + margin >= Math.min(gaveUp, a.killed ?? Infinity)) continue;
+      violations.push({
+        check: 'fair',
+        message:
+          `"${b.name}": ${b.worker} (token ${b.end.token}), whose call began ${(b.start.mono - a.queued).toFixed(1)} ms after ` +
+          `${a.worker} was known queued, was granted while ${a.worker} still waited (` +
+          (a.end?.outcome === 'held'
+            ? `and was granted later, with token ${a.end.token})`
+            : `until its ${a.end ? a.end.outcome : 'kill'} ${(Math.min(gaveUp, a.killed ?? Infinity) - grantKnown).toFixed(1)} ms after that grant was known)`),
+      });
     }
   }
 }
@@ -646,6 +1010,9 @@ function emptyStats(): Stats {
     closestHandover: Infinity,
     span: 0,
     workers: 0,
+    semaphore: { permits: 0, maxLive: 0, counterMax: 0, counterFinal: 0, leaked: 0 },
+    rwlock: { reads: 0, writes: 0 },
+    fair: { ops: 0, queued: 0, compared: 0, disrupted: 0 },
     schedule: {
       ticks: 0,
       window: 0,
@@ -689,7 +1056,9 @@ function collectStats(events: readonly TortureEvent[], holds: readonly Hold[], s
     if (hold.end) count(stats.ends, hold.end.kind);
     if (hold.frozen) stats.frozenHolds++;
   }
-  for (const list of byName(holds, (a, b) => a.token - b.token).values()) {
+  // Takeovers of a killed holder's lock (a permit or a read hold is no lock: others hold beside it).
+  const locks = holds.filter((hold) => hold.kind === 'lock');
+  for (const list of byName(locks, (a, b) => a.token - b.token).values()) {
     list.forEach((hold, i) => {
       if (hold.end?.kind !== 'kill') return;
       stats.killedHolds++;
@@ -711,10 +1080,17 @@ function collectStats(events: readonly TortureEvent[], holds: readonly Hold[], s
 export function checkHistory(events: readonly TortureEvent[], options: CheckOptions): CheckReport {
   const stats = emptyStats();
   const { holds, violations } = buildHolds(events);
-  stats.closestHandover = checkExclusion(holds, violations);
-  checkTokens(holds, violations);
+  // Plain and fair locks are exclusive; permits and read holds are not (their own checks follow).
+  const locks = holds.filter((hold) => hold.kind === 'lock');
+  stats.closestHandover = checkExclusion(locks, violations);
+  checkTokens(locks, violations);
   stats.closestEndBeforeExpiry = checkEndsBeforeExpiry(holds, violations);
-  checkNoSteal(holds, violations);
+  checkNoSteal(locks, violations);
+  checkSemaphores(events, holds, violations, stats);
+  checkGrants(holds, violations);
+  checkCounters(events, holds, violations, stats);
+  checkReadWrite(holds, violations, stats);
+  checkFair(events, holds, options, violations, stats);
   checkResources(events, options, violations, stats);
   checkBlocked(holds, violations, stats);
   checkClose(events, options, violations, stats);

@@ -36,8 +36,25 @@ export function stamp(): Stamp {
   }
 }
 
-/** How a worker tried to take a lock. */
-export type AcquireMode = 'tryAcquire' | 'acquire-wait' | 'acquire-abort' | 'withLock' | 'lease-backoff';
+/** How a worker tried to take a lock, a semaphore's permit, a read-write lock's hold, or a fair lock. */
+export type AcquireMode =
+  | 'tryAcquire'
+  | 'acquire-wait'
+  | 'acquire-abort'
+  | 'withLock'
+  | 'lease-backoff'
+  | 'sem-acquire'
+  | 'sem-try'
+  | 'withPermit'
+  | 'read'
+  | 'write'
+  | 'withRead'
+  | 'withWrite'
+  | 'fair-wait'
+  | 'fair-poll';
+
+/** What a hold is: a lock (also a fair one), a semaphore's permit, or a read-write lock's read or write hold. */
+export type HoldKind = 'lock' | 'permit' | 'read' | 'write';
 
 /** How an acquisition attempt ended. */
 export type OpOutcome = 'held' | 'busy' | 'timeout' | 'aborted' | 'error';
@@ -48,10 +65,28 @@ export type StopWhy = 'release' | 'fn-end' | 'close';
 /** Everything a process records. Workers record the first group, the orchestrator the second. */
 export type EventBody =
   | { type: 'start'; pid: number }
-  | { type: 'op'; op: number; name: string; mode: AcquireMode; ttl: number; heartbeat: number | false }
-  | { type: 'op-end'; op: number; outcome: OpOutcome; code?: string }
-  /** From the manager's `acquired` event; `expiresAt` is the server's `$$NOW` + ttl, in ms. */
-  | { type: 'acquired'; name: string; token: number; expiresAt: number; ttl: number; heartbeat: number | false }
+  /** An acquisition begins; `wait` is its budget in ms, if bounded. */
+  | { type: 'op'; op: number; name: string; mode: AcquireMode; ttl: number; heartbeat: number | false; wait?: number }
+  /** It ended; `token` is the hold's when it is `held`. */
+  | { type: 'op-end'; op: number; outcome: OpOutcome; code?: string; token?: number }
+  /**
+   * A fair acquisition's first attempt answered "wait" (its poll strategy was asked for a delay):
+   * by now the waiter is in the queue.
+   */
+  | { type: 'queued'; op: number; name: string }
+  /**
+   * From the manager's `acquired` event; `expiresAt` is the server's `$$NOW` + ttl, in ms; `kind`
+   * absent for a lock.
+   */
+  | {
+      type: 'acquired';
+      name: string;
+      token: number;
+      expiresAt: number;
+      ttl: number;
+      heartbeat: number | false;
+      kind?: Exclude<HoldKind, 'lock'>;
+    }
   /** A later server-side expiry of a held lease, as its watchdog read it back after a renewal. */
   | { type: 'expiry'; name: string; token: number; expiresAt: number }
   /** The holder stops working under this hold (recorded before release() or close() is called). */
@@ -64,6 +99,11 @@ export type EventBody =
   | { type: 'fence'; name: string; token: number; phase: 'begin' | 'ok' | 'rejected' | 'error' }
   /** An unprotected read-modify-write increment of a counter, done while holding. */
   | { type: 'inc'; name: string; token: number; phase: 'begin' | 'done' | 'skipped' | 'error' }
+  /**
+   * A semaphore holder's entry (`delta` 1, after the permit was granted) or exit (-1, before it
+   * stops using the permit) on the shared counter, a plain `$inc`; `value` is the count after it.
+   */
+  | { type: 'count'; name: string; token: number; delta: 1 | -1; phase: 'begin' | 'ok' | 'error'; value?: number }
   /** The worker's process was frozen (a stand-in for a long GC pause) while holding, for `ms`. */
   | { type: 'freeze'; name: string; token: number; ms: number }
   /**
@@ -93,6 +133,10 @@ export type EventBody =
    */
   | { type: 'leftover'; worker: string; name: string; token: number; expiresAt: number; ttl: number; since: number }
   | { type: 'resource'; name: string; token: number; count: number; plain: number }
+  /** A semaphore's `limit`, a read-write lock, or a fair lock, as the run declares them. */
+  | { type: 'declare'; name: string; kind: 'semaphore' | 'rwlock' | 'fair'; limit?: number }
+  /** A semaphore's shared counter, read at the end. */
+  | { type: 'counter'; name: string; value: number }
   // The scheduling workload (./scheduler.ts). `tick` is a tick's scheduledAt in ms (the pattern's
   // time, the same in every process whatever its clock); `token` and `attempt` are its run's.
   /** The scheduler's `Date` reads `offset` ms off the real clock. */

@@ -22,13 +22,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import ms from 'ms';
 import mongoose from 'mongoose';
+import { LockManager, type LeaseOptions } from 'mongoose-distributed-lock';
 import { startEngine } from '../../scripts/engine.cjs';
 import { CHECKS, CLOSE_SLACK, checkHistory, type CheckReport } from './checker';
 import { HistoryWriter, readHistories } from './history';
 import { FaultProxy, type Direction } from './proxy';
 import { seeded, type Random } from './random';
 import type { SchedulerConfig, TickDocument } from './scheduler';
-import type { ResourceDocument, WorkerConfig } from './worker';
+import type { CounterDocument, ResourceDocument, WorkerConfig } from './worker';
 
 /** The fields of a lock document (the library's `LockDocument`, which it does not export) read here. */
 interface LockDocument {
@@ -44,9 +45,35 @@ interface LockDocument {
 export const FAULTS = ['kill', 'pause', 'proxy', 'restart', 'freeze', 'block', 'close-stall'] as const;
 export type Fault = (typeof FAULTS)[number];
 
-/** What the workers do: contend for locks (./worker.ts), run a schedule (./scheduler.ts), or both. */
-export const WORKLOADS = ['locks', 'schedule', 'both'] as const;
+/**
+ * What the workers do: contend for locks, a semaphore's permits, a read-write lock, a fair lock
+ * (./worker.ts: each lock worker picks one of those its run has, operation by operation), or run a
+ * schedule (./scheduler.ts). `--workload` takes a list of them, or `both` (locks and schedule) or `all`.
+ */
+export const WORKLOADS = ['locks', 'schedule', 'semaphore', 'rwlock', 'fair'] as const;
 export type Workload = (typeof WORKLOADS)[number];
+
+/** The semaphore workload's semaphore: fewer permits than workers, so that they contend. */
+export const SEMAPHORE = { name: 'sem-0', limit: 2 } as const;
+/** The read-write lock workload's lock, and the fair workload's. */
+export const RWLOCK = 'rw-0';
+export const FAIR = 'fair-0';
+
+/**
+ * Whether the library takes `fair: true`: it rejects a `fair` that is not a boolean, naming the
+ * option, once it has the option (before, an unknown option is ignored). Nothing is sent.
+ */
+export async function fairSupported(): Promise<boolean> {
+  const manager = new LockManager({ connection: mongoose.createConnection() });
+  try {
+    manager.lease('probe', { fair: 'probe' } as unknown as LeaseOptions); // a wrong type on purpose
+    return false;
+  } catch (error) {
+    return /fair/.test((error as Error).message);
+  } finally {
+    await manager.close();
+  }
+}
 
 /** The scheduling workload's schedule: every second, one retry, a lease of 3 s. */
 export const SCHEDULE = { name: 'tick', pattern: '*/1 * * * * *', every: 1000, ttl: 3000, retries: 1 } as const;
@@ -69,7 +96,7 @@ export interface TortureOptions {
   /** Keep the histories and the summary here (else a temporary directory, removed after a clean run). */
   readonly out: string | undefined;
   readonly json: boolean;
-  readonly workload: Workload;
+  readonly workload: readonly Workload[];
   /** Scheduler processes at a time (the scheduling workload). */
   readonly schedulers: number;
   /** The largest clock skew of a scheduler, either way, in ms. */
@@ -78,12 +105,18 @@ export interface TortureOptions {
 
 const USAGE = `usage: npm run torture -- [--duration 30s] [--workers 4] [--names 3]
          [--faults none|all|kill,pause,proxy,restart,freeze,block,close-stall] [--fault-every 4s]
-         [--seed N] [--out DIR] [--json] [--workload locks|schedule|both] [--schedulers 3] [--skew 2s]
+         [--seed N] [--out DIR] [--json] [--workload locks,semaphore,rwlock,fair,schedule|both|all]
+         [--schedulers 3] [--skew 2s]
 
-workload: locks     --workers processes contend for --names locks (the default)
+workload: a list of (each lock worker picks one of the first four the run has, at each operation):
+          locks     --workers processes contend for --names locks (the default)
+          semaphore the semaphore "${SEMAPHORE.name}" (limit ${SEMAPHORE.limit}): acquire, tryAcquire, withPermit; each
+                    holder increments a shared counter on entry and decrements it on exit
+          rwlock    the read-write lock "${RWLOCK}": read, write, withRead, withWrite; writers write fenced
+          fair      the lock "${FAIR}" with fair: true (only if the library takes that option)
           schedule  --schedulers processes, clocks up to --skew apart, run "${SCHEDULE.pattern}"
                     (retries ${SCHEDULE.retries}, ttl ${SCHEDULE.ttl} ms); each tick's run bumps a fenced counter
-          both      the two side by side
+          both      locks and schedule; all: every one of them (fair only if the library takes it)
           with a schedule, the workers run ${SCHEDULE_SETTLE / 1000} s more after --duration, without faults, for
           the last ticks to settle
 
@@ -114,7 +147,7 @@ function duration(value: string, what: string): number {
 }
 
 /** Parses the command line (`util.parseArgs`, strict). */
-export function parseOptions(argv: readonly string[]): TortureOptions & { help: boolean } {
+export function parseOptions(argv: readonly string[], { fair = false } = {}): TortureOptions & { help: boolean } {
   let values;
   try {
     ({ values } = parseArgs({
@@ -145,8 +178,19 @@ export function parseOptions(argv: readonly string[]): TortureOptions & { help: 
       throw new UsageError(`--faults: unknown fault "${fault}" (known: ${FAULTS.join(', ')}, or all, or none)`);
     }
   }
-  if (!(WORKLOADS as readonly string[]).includes(values.workload)) {
-    throw new UsageError(`--workload must be one of ${WORKLOADS.join(', ')}, got "${values.workload}"`);
+  const workload = new Set<Workload>();
+  for (const item of values.workload.split(',')) {
+    if (item === 'both') ['locks', 'schedule'].forEach((w) => workload.add(w as Workload));
+    else if (item === 'all') WORKLOADS.filter((w) => w !== 'fair' || fair).forEach((w) => workload.add(w));
+    else if ((WORKLOADS as readonly string[]).includes(item)) workload.add(item as Workload);
+    else {
+      throw new UsageError(
+        `--workload takes a list of ${WORKLOADS.join(', ')} (or both, or all), got "${values.workload}"`,
+      );
+    }
+  }
+  if (workload.has('fair') && !fair) {
+    throw new UsageError('--workload fair: this version of the library does not take the `fair` option');
   }
   const skew = /^0+$/.test(values.skew) ? 0 : duration(values.skew, '--skew');
   const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
@@ -160,7 +204,7 @@ export function parseOptions(argv: readonly string[]): TortureOptions & { help: 
     seed,
     out: values.out === undefined ? undefined : path.resolve(values.out),
     json: values.json,
-    workload: values.workload as Workload,
+    workload: WORKLOADS.filter((w) => workload.has(w)),
     schedulers: positiveInteger(values.schedulers, '--schedulers'),
     skew,
     help: values.help,
@@ -208,10 +252,12 @@ export async function runTorture(
   for (const file of fs.readdirSync(dir)) if (file.endsWith('.jsonl')) fs.rmSync(path.join(dir, file));
   const dbpath = fs.mkdtempSync(path.join(os.tmpdir(), 'mdlock-torture-db-'));
   const history = new HistoryWriter(path.join(dir, 'orchestrator.jsonl'), 'orchestrator');
-  const names = Array.from({ length: options.names }, (_, i) => `lock-${i}`);
+  const on = (workload: Workload) => options.workload.includes(workload);
+  const names = on('locks') ? Array.from({ length: options.names }, (_, i) => `lock-${i}`) : [];
   const has = (fault: Fault) => options.faults.includes(fault);
-  const locksOn = options.workload !== 'schedule';
-  const scheduleOn = options.workload !== 'locks';
+  const scheduleOn = on('schedule');
+  // The lock workers, who take the locks, the semaphore, the read-write lock and the fair lock the run has.
+  const locksOn = on('locks') || on('semaphore') || on('rwlock') || on('fair');
 
   let engine = await startEngine({ dbpath });
   const resourceEngine = await startEngine();
@@ -227,7 +273,21 @@ export async function runTorture(
     .createConnection(`mongodb://127.0.0.1:${engine.port}/?directConnection=true`, { dbName: db })
     .asPromise();
   const locks = lockAdmin.db!.collection<LockDocument>('locks');
-  await resources.insertMany(names.map((name) => ({ _id: name, token: 0, count: 0, plain: 0 })));
+  // Semaphores and read-write locks: one document per name, its live holds in `holders`.
+  type Holders = { _id: string; holders: Omit<LockDocument, '_id'>[] };
+  const semaphoreDocs = lockAdmin.db!.collection<Holders>('locks.semaphores');
+  const rwlockDocs = lockAdmin.db!.collection<Holders>('locks.rwlocks');
+  // The fenced resources: one per lock, and those of the read-write lock's writers and the fair lock's holders.
+  const written = [...names, ...(on('rwlock') ? [RWLOCK] : []), ...(on('fair') ? [FAIR] : [])];
+  if (written.length > 0)
+    await resources.insertMany(written.map((name) => ({ _id: name, token: 0, count: 0, plain: 0 })));
+  const counters = admin.db!.collection<CounterDocument>('counters');
+  if (on('semaphore')) await counters.insertOne({ _id: SEMAPHORE.name, value: 0 });
+  const primitives = {
+    ...(on('semaphore') && { semaphore: { ...SEMAPHORE } }),
+    ...(on('rwlock') && { rwlock: RWLOCK }),
+    ...(on('fair') && { fair: FAIR }),
+  };
   const tickCounters = admin.db!.collection<TickDocument>('ticks');
   const runRecords = lockAdmin.db!.collection<{
     scheduledAt: Date;
@@ -257,7 +317,7 @@ export async function runTorture(
       commandTimeout: COMMAND_TIMEOUT,
     };
     let config: WorkerConfig | SchedulerConfig;
-    if (kind === 'locks') config = { ...common, names };
+    if (kind === 'locks') config = { ...common, names, ...primitives };
     else {
       // The first three: the most behind, on time, the most ahead; then anywhere in between.
       const spread = [-options.skew, 0, options.skew];
@@ -411,8 +471,14 @@ export async function runTorture(
       const end = history.record({ type: 'fault-end', kind: 'close-stall', detail });
       log(`fault: engine stalled while ${victim.id} closed its manager: ${detail}`);
       await exitOf(victim);
-      // What it left held on the server: the checker bounds how long that outlives the stall.
-      for (const lock of await locks.find({ owner: victim.id, leaseId: { $ne: null } }).toArray()) {
+      // What it left held on the server (locks, permits, read-write holds): the checker bounds how long that outlives the stall.
+      const left = await locks.find({ owner: victim.id, leaseId: { $ne: null } }).toArray();
+      for (const shared of [semaphoreDocs, rwlockDocs]) {
+        for (const doc of await shared.find({ 'holders.owner': victim.id }).toArray()) {
+          left.push(...doc.holders.filter((h) => h.owner === victim.id).map((h) => ({ ...h, _id: doc._id })));
+        }
+      }
+      for (const lock of left) {
         history.record({
           type: 'leftover',
           worker: victim.id,
@@ -440,6 +506,9 @@ export async function runTorture(
       seed: options.seed,
       duration: options.duration,
     });
+    if (primitives.semaphore) history.record({ type: 'declare', kind: 'semaphore', ...primitives.semaphore });
+    if (primitives.rwlock) history.record({ type: 'declare', kind: 'rwlock', name: primitives.rwlock });
+    if (primitives.fair) history.record({ type: 'declare', kind: 'fair', name: primitives.fair });
     const runStarted = history.record({
       type: 'schedule',
       name: SCHEDULE.name,
@@ -451,7 +520,9 @@ export async function runTorture(
     });
     log(
       [
-        locksOn ? `${options.workers} lock workers` : '',
+        locksOn
+          ? `${options.workers} lock workers (${options.workload.filter((w) => w !== 'schedule').join(', ')})`
+          : '',
         scheduleOn ? `${options.schedulers} schedulers (clocks up to ${options.skew} ms off)` : '',
       ]
         .filter(Boolean)
@@ -487,6 +558,8 @@ export async function runTorture(
     for (const doc of await resources.find().toArray()) {
       history.record({ type: 'resource', name: doc._id, token: doc.token, count: doc.count, plain: doc.plain });
     }
+    for (const doc of await counters.find().toArray())
+      history.record({ type: 'counter', name: doc._id, value: doc.value });
     if (scheduleOn) {
       // Every tick the first scheduler's clock could not have passed before the run began, plus the
       // largest skew, up to the settling tail: fired, run and settled with every scheduler up.
@@ -537,8 +610,9 @@ export function formatSummary(options: TortureOptions, report: CheckReport, elap
   const { stats, violations } = report;
   const failed = new Set(violations.map((v) => v.check));
   const lines = [
-    `torture: ${stats.workers} worker processes (${options.workload}: ${options.workers} lock workers, ` +
-      `${options.schedulers} schedulers at a time), ${options.names} names, ` +
+    `torture: ${stats.workers} worker processes (${options.workload.join(',')}: ${options.workers} lock workers, ` +
+      `${options.workload.includes('schedule') ? options.schedulers : 0} schedulers at a time), ` +
+      `${options.workload.includes('locks') ? options.names : 0} lock names, ` +
       `${ms(options.duration)} of contention, faults: ${options.faults.join(',') || 'none'}, seed ${options.seed}`,
     `operations  ${stats.operations} (${table(stats.outcomes)}); by mode: ${table(stats.modes)}`,
     `acquired    ${stats.acquisitions} holds (${table(stats.acquisitionsByName)})`,
@@ -558,6 +632,22 @@ export function formatSummary(options: TortureOptions, report: CheckReport, elap
       `locks left held by closed workers ${stats.closes.leftovers}`,
     `margins     closest local end before server expiry ${Math.round(stats.closestEndBeforeExpiry)} ms; ` +
       `closest handover ${stats.closestHandover.toFixed(1)} ms`,
+    ...(stats.semaphore.permits > 0
+      ? [
+          `semaphore   ${stats.semaphore.permits} permits (limit ${SEMAPHORE.limit}), at most ${stats.semaphore.maxLive} live at once; ` +
+            `counter at most ${stats.semaphore.counterMax}, final ${stats.semaphore.counterFinal} ` +
+            `(${stats.semaphore.leaked} entries of killed holders)`,
+        ]
+      : []),
+    ...(stats.rwlock.reads + stats.rwlock.writes > 0
+      ? [`rwlock      ${stats.rwlock.reads} read holds, ${stats.rwlock.writes} write holds`]
+      : []),
+    ...(stats.fair.ops > 0
+      ? [
+          `fair        ${stats.fair.ops} acquisitions, ${stats.fair.queued} known queued; ${stats.fair.compared} pairs of ` +
+            `waiters compared, ${stats.fair.disrupted} not judged (a fault during the wait)`,
+        ]
+      : []),
     ...(stats.schedule.runs > 0 || stats.schedule.ticks > 0
       ? [
           `schedule    ${stats.schedule.ticks} ticks recorded (${table(stats.schedule.outcomes)}), ${stats.schedule.window} in the checked window; ` +
@@ -578,7 +668,7 @@ export function formatSummary(options: TortureOptions, report: CheckReport, elap
 async function main(): Promise<void> {
   let options;
   try {
-    options = parseOptions(process.argv.slice(2));
+    options = parseOptions(process.argv.slice(2), { fair: await fairSupported() });
   } catch (error) {
     console.error(`torture: ${(error as Error).message}`);
     process.exitCode = 2;

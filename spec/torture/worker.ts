@@ -17,8 +17,16 @@
 // - 'close': close the manager now, whatever is in flight (run.ts sends it while the lock server
 //   is stalled), report how long close() took, then exit.
 import mongoose from 'mongoose';
-import { LockError, LockErrorCode, LockManager, strategies, type Lease } from 'mongoose-distributed-lock';
-import { HistoryWriter, type AcquireMode, type OpOutcome, type StopWhy } from './history';
+import {
+  LockError,
+  LockErrorCode,
+  LockManager,
+  strategies,
+  type Lease,
+  type LeaseOptions,
+  type PollStrategy,
+} from 'mongoose-distributed-lock';
+import { HistoryWriter, type AcquireMode, type HoldKind, type OpOutcome, type StopWhy } from './history';
 import { seeded } from './random';
 
 export interface WorkerConfig {
@@ -27,7 +35,14 @@ export interface WorkerConfig {
   /** The server holding the resource. */
   readonly resourceUri: string;
   readonly db: string;
+  /** The plain locks contended for (none if the run has no lock workload). */
   readonly names: readonly string[];
+  /** The semaphore workload's semaphore, if the run has it. */
+  readonly semaphore?: { readonly name: string; readonly limit: number };
+  /** The read-write lock workload's lock, if the run has it. */
+  readonly rwlock?: string;
+  /** The fair workload's lock (taken with `fair: true`), if the run has it. */
+  readonly fair?: string;
   readonly seed: number;
   readonly history: string;
   /** The manager's `commandTimeout`, in ms. */
@@ -55,6 +70,12 @@ const history = new HistoryWriter(config.history, config.id);
 const random = seeded(config.seed);
 const stopping = new AbortController();
 const errors: Record<string, number> = {};
+/** A semaphore's shared counter, in the resource database. */
+export interface CounterDocument {
+  _id: string;
+  value: number;
+}
+
 /** Held leases and the last server expiry recorded for each. */
 const held = new Map<Lease, { token: number; expiresAt: number }>();
 
@@ -64,6 +85,8 @@ function crash(error: unknown): void {
 }
 process.on('uncaughtException', crash);
 process.on('unhandledRejection', crash);
+/** What the acquisition in flight takes (one at a time per worker), for the `acquired` event. */
+let acquiring: HoldKind = 'lock';
 let freezeNext = false;
 let blockNext = false;
 /** Set in main(): closes the manager (once), resolving when it is closed. */
@@ -123,6 +146,7 @@ async function main(): Promise<void> {
   const connection = await mongoose.createConnection(config.uri, { dbName: config.db }).asPromise();
   const resourceConnection = await mongoose.createConnection(config.resourceUri, { dbName: config.db }).asPromise();
   const resources = resourceConnection.db!.collection<ResourceDocument>('resources');
+  const counters = resourceConnection.db!.collection<CounterDocument>('counters');
   const manager = new LockManager({
     connection,
     owner: config.id,
@@ -142,6 +166,7 @@ async function main(): Promise<void> {
       expiresAt: expiresAt.getTime(),
       ttl: lease.ttl,
       heartbeat: lease.heartbeat,
+      ...(acquiring !== 'lock' && { kind: acquiring }),
     });
     held.set(lease, { token, expiresAt: expiresAt.getTime() });
     process.send?.({ holding: held.size });
@@ -205,8 +230,29 @@ async function main(): Promise<void> {
     })());
   }
 
-  /** Works under the hold until `ms` have passed, the hold ends, or the worker stops. */
-  async function work(lease: Lease, ms: number): Promise<void> {
+  /**
+   * A semaphore holder's entry or exit on the shared counter (a plain `$inc`: permits of one
+   * semaphore have no common order a fence could enforce; the checker bounds the count instead).
+   */
+  async function countOn(lease: Lease, token: number, delta: 1 | -1): Promise<boolean> {
+    const name = lease.name;
+    history.record({ type: 'count', name, token, delta, phase: 'begin' });
+    try {
+      const doc = await counters.findOneAndUpdate(
+        { _id: name },
+        { $inc: { value: delta } },
+        { ...WRITE, returnDocument: 'after' },
+      );
+      history.record({ type: 'count', name, token, delta, phase: 'ok', value: doc!.value });
+      return true;
+    } catch {
+      history.record({ type: 'count', name, token, delta, phase: 'error' });
+      return false;
+    }
+  }
+
+  /** Works under the hold until `ms` have passed, the hold ends, or the worker stops; `writes`: with fenced and plain writes. */
+  async function work(lease: Lease, ms: number, writes = true): Promise<void> {
     const token = lease.token!;
     const until = performance.now() + ms;
     while (!lease.signal.aborted && !stopping.signal.aborted && performance.now() < until) {
@@ -222,7 +268,7 @@ async function main(): Promise<void> {
         const aborted = lease.signal.aborted;
         history.record({ type: 'block-end', name: lease.name, token, held: stillHeld, aborted });
         if (!stillHeld || aborted) return;
-        await writeBoth(lease, token);
+        if (writes) await writeBoth(lease, token);
         continue;
       }
       if (freezeNext) {
@@ -230,11 +276,11 @@ async function main(): Promise<void> {
         const ms = lease.ttl + 1000;
         history.record({ type: 'freeze', name: lease.name, token, ms });
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); // the whole process stops
-        await fencedWrite(lease, token, { stale: true }); // resumes where it was: about to write
+        if (writes) await fencedWrite(lease, token, { stale: true }); // resumes where it was: about to write
         return; // and then finds its lease lost
       }
       sampleExpiry(lease);
-      await writeBoth(lease, token);
+      if (writes) await writeBoth(lease, token);
       await sleep(random.int(5, 80), lease.signal);
     }
   }
@@ -262,70 +308,181 @@ async function main(): Promise<void> {
     }
   }
 
-  async function operation(op: number): Promise<void> {
-    const name = random.pick(config.names);
+  /** A lease's timing: mostly renewed by the heartbeat, else ending at its ttl unless released. */
+  function timing(): { ttl: number; heartbeat: number | false } {
     const renewed = random() < 0.7;
     const ttl = random.pick(renewed ? RENEWED_TTLS : SHORT_TTLS);
-    const options = { ttl, heartbeat: renewed ? Math.round(ttl / random.pick([3, 4])) : (false as const) };
-    const mode = random.pick(MODES);
-    const wait = random.int(0, 3000);
-    history.record({ type: 'op', op, name, mode, ttl, heartbeat: options.heartbeat });
-    const signal = stopping.signal;
-    let lease: Lease | null = null;
+    return { ttl, heartbeat: renewed ? Math.round(ttl / random.pick([3, 4])) : false };
+  }
+
+  /**
+   * Runs `fn` under a hold taken by a `with…` helper (withLock, withPermit, withRead, withWrite):
+   * once `fn` ran, a rejection that says the hold ended early (lost, or ran out) is recorded already.
+   */
+  async function within(
+    op: number,
+    run: (fn: (holding: Lease) => Promise<void>) => Promise<void>,
+    body: (holding: Lease) => Promise<void>,
+  ): Promise<void> {
+    let ran = false;
     try {
-      switch (mode) {
-        case 'tryAcquire':
-          lease = await manager.tryAcquire(name, { ...options, signal });
-          break;
-        case 'acquire-wait':
-          lease = await manager.acquire(name, { ...options, wait, signal });
-          break;
-        case 'acquire-abort':
-          lease = await manager.acquire(name, {
-            ...options,
-            signal: AbortSignal.any([signal, AbortSignal.timeout(wait)]),
-          });
-          break;
-        case 'lease-backoff': {
-          const contender = manager.lease(name, options);
-          const strategy = strategies.backoff({ initial: 20, max: 400, within: wait });
-          lease = (await contender.acquire({ strategy, signal })) ? contender : null;
-          break;
-        }
-        case 'withLock': {
-          let ran = false;
-          await manager
-            .withLock(
-              name,
-              async (holding) => {
-                ran = true;
-                history.record({ type: 'op-end', op, outcome: 'held' });
-                await work(holding, holdTime(holding));
-                if (holding.held) stop(holding, 'fn-end');
-              },
-              { ...options, wait, signal },
-            )
-            .catch((error: unknown) => {
-              // Once the function ran, a rejection says the hold ended early (lost, or ran out): recorded already.
-              const code = error instanceof LockError ? error.code : undefined;
-              const early = code === LockErrorCode.Lost || code === LockErrorCode.Timeout;
-              if (!(ran && early)) throw error;
-            });
-          return;
-        }
-      }
+      await run(async (holding) => {
+        ran = true;
+        history.record({ type: 'op-end', op, outcome: 'held', token: holding.token! });
+        await body(holding);
+        if (holding.held) stop(holding, 'fn-end');
+      });
+    } catch (error) {
+      const code = error instanceof LockError ? error.code : undefined;
+      if (ran && (code === LockErrorCode.Lost || code === LockErrorCode.Timeout)) return;
+      history.record({ type: 'op-end', op, ...outcomeOf(error) });
+    }
+  }
+
+  /** The end of an acquisition by a call that returns the hold (or null): records it, then works and finishes. */
+  async function acquired(
+    op: number,
+    take: () => Promise<Lease | null>,
+    body: (lease: Lease) => Promise<void>,
+  ): Promise<void> {
+    let lease: Lease | null;
+    try {
+      lease = await take();
     } catch (error) {
       history.record({ type: 'op-end', op, ...outcomeOf(error) });
       return;
     }
-    history.record({ type: 'op-end', op, outcome: lease ? 'held' : 'busy' });
-    if (!lease) {
-      await sleep(random.int(0, 50), signal);
-      return;
-    }
+    history.record({ type: 'op-end', op, outcome: lease ? 'held' : 'busy', ...(lease && { token: lease.token! }) });
+    if (!lease) return void (await sleep(random.int(0, 50), stopping.signal));
     const token = lease.token!;
-    await work(lease, holdTime(lease));
+    await body(lease);
     await finish(lease, token);
+  }
+
+  /**
+   * Under a permit: enter the shared counter, work (no writes: permits of one semaphore are not
+   * exclusive), exit. The exit comes before the hold's `stop`, so that, for a holder that stops
+   * by itself, its count lies within its hold; one that lost its permit first exits after.
+   */
+  async function underPermit(permit: Lease): Promise<void> {
+    const token = permit.token!;
+    const entry = countOn(permit, token, 1);
+    writing = entry.then(() => {});
+    // An entry whose outcome is unknown is not undone: the checker counts it as possibly applied.
+    const entered = await entry;
+    await work(permit, holdTime(permit), false);
+    if (entered) await (writing = countOn(permit, token, -1).then(() => {}));
+  }
+
+  async function semaphoreOperation(op: number, { name, limit }: { name: string; limit: number }): Promise<void> {
+    const options = timing();
+    const mode = random.pick<AcquireMode>(['sem-acquire', 'sem-try', 'withPermit']);
+    const wait = random.int(0, 3000);
+    history.record({ type: 'op', op, name, mode, ...options, ...(mode !== 'sem-try' && { wait }) });
+    const semaphore = manager.semaphore(name, { limit, ...options });
+    const signal = stopping.signal;
+    acquiring = 'permit';
+    if (mode === 'withPermit') {
+      return within(op, (fn) => semaphore.withPermit(fn, { wait, signal }), underPermit);
+    }
+    await acquired(
+      op,
+      () => (mode === 'sem-try' ? semaphore.tryAcquire({ signal }) : semaphore.acquire({ wait, signal })),
+      underPermit,
+    );
+  }
+
+  async function rwOperation(op: number, name: string): Promise<void> {
+    const options = timing();
+    const mode = random.pick<AcquireMode>(['read', 'write', 'withRead', 'withWrite']);
+    const wait = random.int(0, 3000);
+    history.record({ type: 'op', op, name, mode, ...options, wait });
+    const rw = manager.readWriteLock(name, options);
+    const signal = stopping.signal;
+    const writer = mode === 'write' || mode === 'withWrite';
+    acquiring = writer ? 'write' : 'read';
+    // A writer writes to the fenced resource and the plain counter, as a lock holder does; a reader does not write.
+    const body = (lease: Lease) => work(lease, holdTime(lease), writer);
+    if (mode === 'withRead') return within(op, (fn) => rw.withRead(fn, { wait, signal }), body);
+    if (mode === 'withWrite') return within(op, (fn) => rw.withWrite(fn, { wait, signal }), body);
+    await acquired(op, () => (writer ? rw.write({ wait, signal }) : rw.read({ wait, signal })), body);
+  }
+
+  /**
+   * A fair lock: waits either with a bounded `wait`, or polling through a strategy whose first
+   * call (the first attempt answered "wait") is recorded as `queued`, for the checker to know the
+   * latest time the waiter joined the queue.
+   */
+  async function fairOperation(op: number, name: string): Promise<void> {
+    const options = timing();
+    const mode = random.pick<AcquireMode>(['fair-wait', 'fair-poll']);
+    const wait = random.int(500, 4000);
+    history.record({ type: 'op', op, name, mode, ...options, wait });
+    const contender = manager.lease(name, { ...options, fair: true } as LeaseOptions);
+    const signal = stopping.signal;
+    acquiring = 'lock';
+    let queued = false;
+    const strategy: PollStrategy = {
+      next(_attempt, elapsed) {
+        if (!queued) history.record({ type: 'queued', op, name });
+        queued = true;
+        return elapsed < wait ? 50 : null;
+      },
+    };
+    const options2 = mode === 'fair-wait' ? { wait, signal } : { strategy, signal };
+    await acquired(
+      op,
+      async () => ((await contender.acquire(options2)) ? contender : null),
+      (lease) => work(lease, holdTime(lease)),
+    );
+  }
+
+  const targets = [
+    ...(config.names.length > 0 ? ['lock' as const] : []),
+    ...(config.semaphore ? ['semaphore' as const] : []),
+    ...(config.rwlock ? ['rwlock' as const] : []),
+    ...(config.fair ? ['fair' as const] : []),
+  ];
+
+  async function operation(op: number): Promise<void> {
+    const target = random.pick(targets);
+    if (target === 'semaphore') return semaphoreOperation(op, config.semaphore!);
+    if (target === 'rwlock') return rwOperation(op, config.rwlock!);
+    if (target === 'fair') return fairOperation(op, config.fair!);
+    acquiring = 'lock';
+    return lockOperation(op);
+  }
+
+  async function lockOperation(op: number): Promise<void> {
+    const name = random.pick(config.names);
+    const options = timing();
+    const mode = random.pick(MODES);
+    const wait = random.int(0, 3000);
+    history.record({ type: 'op', op, name, mode, ...options });
+    const signal = stopping.signal;
+    const body = (lease: Lease) => work(lease, holdTime(lease));
+    if (mode === 'withLock') {
+      return within(op, (fn) => manager.withLock(name, fn, { ...options, wait, signal }), body);
+    }
+    await acquired(
+      op,
+      async () => {
+        switch (mode) {
+          case 'tryAcquire':
+            return manager.tryAcquire(name, { ...options, signal });
+          case 'acquire-wait':
+            return manager.acquire(name, { ...options, wait, signal });
+          case 'acquire-abort':
+            return manager.acquire(name, { ...options, signal: AbortSignal.any([signal, AbortSignal.timeout(wait)]) });
+          default: {
+            const contender = manager.lease(name, options);
+            const strategy = strategies.backoff({ initial: 20, max: 400, within: wait });
+            return (await contender.acquire({ strategy, signal })) ? contender : null;
+          }
+        }
+      },
+      body,
+    );
   }
 
   let closing: Promise<void> | undefined;
