@@ -77,7 +77,7 @@ async function dispatch(
     if (invocation.command === 'runs') return await listRuns(manager, invocation, io);
     if (invocation.command === 'inspect')
       return await inspectLock(manager, connection, invocation.name, invocation.target, io);
-    return await releaseLock(manager, invocation.name, invocation.target, io);
+    return await releaseLock(manager, invocation, io);
   } finally {
     await manager.close();
   }

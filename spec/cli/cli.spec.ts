@@ -126,7 +126,7 @@ test('inspect shows one lock; a lock with no document exits 1', async () => {
   expect(missing).toMatchObject({
     code: 1,
     stdout: '',
-    stderr: 'mdlock: no lock or semaphore named "never-taken" in collection "locks"\n',
+    stderr: 'mdlock: no lock, semaphore or read-write lock named "never-taken" in collection "locks"\n',
   });
   expect(await mdlock.run(['inspect', 'never-taken', '--json'])).toMatchObject({ code: 1, stdout: 'null\n' });
 });

@@ -75,7 +75,19 @@ test('ls, inspect, release and help', () => {
     held: false,
   });
   expect(parseInvocation(['inspect', 'job'], env)).toMatchObject({ command: 'inspect', name: 'job' });
-  expect(parseInvocation(['release', '--force', 'job'], env)).toMatchObject({ command: 'release', name: 'job' });
+  expect(parseInvocation(['release', '--force', 'job'], env)).toMatchObject({
+    command: 'release',
+    name: 'job',
+    kind: undefined,
+    token: undefined,
+  });
+  expect(parseInvocation(['release', '--force', 'pool', '--kind', 'semaphore', '--token', '42'], env)).toMatchObject({
+    command: 'release',
+    name: 'pool',
+    kind: 'semaphore',
+    token: 42,
+  });
+  expect(usage('release')).toMatch(/--token <n> +only the permit or read-write hold whose fencing token is n/);
   expect(parseInvocation(['--help'], {})).toEqual({ command: 'help', topic: undefined });
   expect(parseInvocation(['run', '-h'], {})).toEqual({ command: 'help', topic: 'run' });
   expect(parseInvocation(['help', 'ls'], {})).toEqual({ command: 'help', topic: 'ls' });
@@ -110,6 +122,15 @@ test('bad input: a one-line usage error naming what was wrong', () => {
   fails(['run', 'job', '--held', '--', 'true'], /^option --held is not an option of mdlock run/);
   fails(['ls', '--', 'true'], /^mdlock ls runs no command/);
   fails(['release', 'job'], /^release frees the lock whoever holds it: add --force to confirm/);
+  fails(
+    ['release', '--force', 'job', '--kind', 'queue'],
+    /^--kind must be lock, semaphore or rwlock, received "queue"/,
+  );
+  for (const bad of ['0', '1.5', 'x', '-1']) {
+    fails(['release', '--force', 'job', `--token=${bad}`], /^--token must be a fencing token \(a whole number\)/);
+  }
+  fails(['release', '--force', 'job', '--kind', 'lock', '--token', '3'], /^--token picks a permit or read-write hold/);
+  fails(['inspect', 'job', '--token', '3'], /^option --token is not an option of mdlock inspect/);
   fails(['inspect', 'x'.repeat(600)], /^lock name must be at most 512 bytes long/);
   fails(['ls', '--connect-timeout', '0'], /^--connect-timeout must be a finite duration above 0/);
 });
