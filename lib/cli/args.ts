@@ -64,6 +64,18 @@ export type Invocation =
       readonly token: number | undefined;
     }
   | {
+      readonly command: 'top';
+      readonly target: Target;
+      /** Only what is named to match this glob. */
+      readonly pattern: string | undefined;
+      /** Milliseconds between refreshes. */
+      readonly interval: number;
+      /** One frame, plain text, then exit. */
+      readonly once: boolean;
+      /** The first sort order (keys change it). */
+      readonly sort: 'name' | 'time' | 'kind';
+    }
+  | {
       readonly command: 'runs';
       readonly target: Target;
       /** The schedule's name. */
@@ -93,7 +105,7 @@ export type Invocation =
       readonly argv: readonly string[];
     };
 
-type Subcommand = 'run' | 'ls' | 'inspect' | 'release' | 'runs';
+type Subcommand = 'run' | 'ls' | 'inspect' | 'release' | 'runs' | 'top';
 
 /** The kinds of things `mdlock` shows and releases, as `--kind` names them. */
 export type HoldKindName = 'lock' | 'semaphore' | 'rwlock';
@@ -119,6 +131,9 @@ const OPTIONS = {
   limit: { type: 'string' },
   token: { type: 'string' },
   kind: { type: 'string' },
+  interval: { type: 'string' },
+  once: { type: 'boolean' },
+  sort: { type: 'string' },
 } as const;
 
 const COMMON = ['uri', 'collection', 'connect-timeout', 'help'];
@@ -128,7 +143,13 @@ const ALLOWED: Record<Subcommand, readonly string[]> = {
   inspect: [...COMMON, 'json'],
   release: [...COMMON, 'json', 'force', 'kind', 'token'],
   runs: [...COMMON, 'json', 'limit'],
+  top: [...COMMON, 'interval', 'once', 'sort'],
 };
+
+/** How often `mdlock top` refreshes unless `--interval` says otherwise, and the shortest interval. */
+export const DEFAULT_TOP_INTERVAL = 1000;
+const MIN_TOP_INTERVAL = 100;
+const SORTS = ['name', 'time', 'kind'] as const;
 
 /** How many runs `mdlock runs` lists unless `--limit` says otherwise. */
 export const DEFAULT_RUNS_LIMIT = 20;
@@ -139,6 +160,7 @@ const SYNOPSIS: Record<Subcommand, string> = {
   inspect: 'mdlock inspect <name> [--json]',
   release: 'mdlock release --force <name> [--kind lock|semaphore|rwlock] [--token N] [--json]',
   runs: 'mdlock runs <name> [--limit 20] [--json]',
+  top: "mdlock top ['<pattern>'] [--interval 1s] [--sort name|time|kind] [--once]",
 };
 
 /** `mdlock --help`, or the help of one subcommand. */
@@ -178,7 +200,16 @@ missed), the attempt, the fencing token, the owner, when it started and when it 
 for a semaphore or read-write lock, every holder of it, or with --token the one hold with that token.
   --kind <kind>         lock, semaphore or rwlock: needed only when several kinds of that name are held
   --token <n>           only the permit or read-write hold whose fencing token is n (as ls shows it)`;
+  const top = `mdlock top: a live view, refreshed every interval, of the locks held, the semaphores (permits
+held of the limit), the read-write locks and the last run of each scheduled job: holder, fencing
+token, time left (a bar: the part of its ttl left), waiters. An election is a lock named after it:
+its leader shows as the lock's holder. Keys: n sort by name, t by time left, k by kind, q quit.
+  --interval <time>     time between refreshes (default: 1s, at least 100ms)
+  --sort <key>          the first sort order: name, time or kind (default: name)
+  --once                print one frame as plain text and exit (also plain frames, one per
+                        interval, when stdout is not a terminal)`;
   if (topic === 'run') return `usage: ${SYNOPSIS.run}\n\n${run}\n\n${common}\n`;
+  if (topic === 'top') return `usage: ${SYNOPSIS.top}\n\n${top}\n\n${common}\n`;
   if (topic === 'release') return `usage: ${SYNOPSIS.release}\n\n${release}\n\n${common}\n`;
   if (topic === 'ls') return `usage: ${SYNOPSIS.ls}\n\n${ls}\n\n${common}\n`;
   if (topic === 'runs') return `usage: ${SYNOPSIS.runs}\n\n${runs}\n\n${common}\n`;
@@ -194,6 +225,7 @@ usage:
   inspect   shows one lock, or the semaphore or read-write lock of that name if there is no such lock
   release   frees a lock, or a semaphore's permits or a read-write lock's holds, whoever holds them
   runs      lists the latest runs of a scheduled job (ls does not list runs)
+  top       a live view of locks, semaphores, read-write locks, leaders and scheduled jobs
 
 ${run}
 
@@ -202,6 +234,8 @@ ${ls}
 ${release}
 
 ${runs}
+
+${top}
 
 ${common}
   --json                    machine-readable output (ls, inspect, release, runs)
@@ -256,7 +290,7 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
   if (command === 'help') return { command: 'help', topic: rest[0] === undefined ? undefined : subcommand(rest[0]) };
   if (command === undefined) {
     if (values.help) return { command: 'help', topic: undefined };
-    throw usageError('missing command: run, ls, inspect, release or runs');
+    throw usageError('missing command: run, ls, inspect, release, runs or top');
   }
   const topic = subcommand(command);
   if (values.help) return { command: 'help', topic };
@@ -283,6 +317,27 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
     if (others.length > 0) throw usageError(`unexpected argument "${others[0]}": ls takes one pattern`, topic);
     if (pattern === '') throw usageError('the pattern must not be empty', topic);
     return { command: 'ls', target, pattern, held: values.held ?? false };
+  }
+  if (topic === 'top') {
+    const [pattern, ...others] = rest;
+    if (others.length > 0) throw usageError(`unexpected argument "${others[0]}": top takes one pattern`, topic);
+    if (pattern === '') throw usageError('the pattern must not be empty', topic);
+    const sort = values.sort ?? 'name';
+    if (!(SORTS as readonly string[]).includes(sort)) {
+      throw usageError(`--sort must be name, time or kind, received "${sort}"`, topic);
+    }
+    const interval = duration(values.interval, 'interval', DEFAULT_TOP_INTERVAL);
+    if (interval < MIN_TOP_INTERVAL) {
+      throw usageError(`--interval must be at least ${MIN_TOP_INTERVAL}ms, received "${values.interval}"`, topic);
+    }
+    return {
+      command: 'top',
+      target,
+      pattern,
+      interval,
+      once: values.once ?? false,
+      sort: sort as (typeof SORTS)[number],
+    };
   }
   const [name, ...extra] = rest;
   if (name === undefined) throw usageError(`missing the ${topic === 'runs' ? 'schedule' : 'lock'} name`, topic);
@@ -386,5 +441,5 @@ export function globMatcher(pattern: string): (name: string) => boolean {
 
 function subcommand(word: string): Subcommand {
   if (Object.hasOwn(ALLOWED, word)) return word as Subcommand;
-  throw usageError(`unknown command "${word}": run, ls, inspect, release or runs`);
+  throw usageError(`unknown command "${word}": run, ls, inspect, release, runs or top`);
 }

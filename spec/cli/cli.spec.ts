@@ -175,7 +175,7 @@ test('one-line errors: bad usage and a bad URI exit 64; an unreachable server ex
   const none = await mdlock.run([]);
   expect(none).toMatchObject({
     code: 64,
-    stderr: 'mdlock: missing command: run, ls, inspect, release or runs (see mdlock --help)\n',
+    stderr: 'mdlock: missing command: run, ls, inspect, release, runs or top (see mdlock --help)\n',
   });
   const noUri = await mdlock.run(['ls'], { MONGODB_URI: '' });
   expect(noUri).toMatchObject({ code: 64 });

@@ -96,7 +96,7 @@ test('ls, inspect, release and help', () => {
 });
 
 test('bad input: a one-line usage error naming what was wrong', () => {
-  fails([], /^missing command: run, ls, inspect, release or runs/);
+  fails([], /^missing command: run, ls, inspect, release, runs or top/);
   fails(['frob'], /^unknown command "frob"/);
   fails(['ls', '--bogus'], /^unknown option --bogus/);
   fails(['ls', '--ttl', '3s'], /^option --ttl is not an option of mdlock ls/);
@@ -245,5 +245,27 @@ test('runs: a schedule name, --limit (default 20) and --json', () => {
   fails(['ls', '--limit', '3'], /^option --limit is not an option of mdlock ls/);
   fails(['runs', 'job', '--', 'true'], /^mdlock runs runs no command/);
   fails(['runs', 'x'.repeat(600)], /^schedule name must be at most 512 bytes long/);
-  fails(['frob'], /^unknown command "frob": run, ls, inspect, release or runs/);
+  fails(['frob'], /^unknown command "frob": run, ls, inspect, release, runs or top/);
+});
+
+test('top: a pattern, --interval (default 1s, at least 100ms), --sort and --once', () => {
+  expect(parseInvocation(['top'], env)).toMatchObject({
+    command: 'top',
+    pattern: undefined,
+    interval: 1000,
+    once: false,
+    sort: 'name',
+  });
+  expect(parseInvocation(['top', 'job:*', '--interval', '250ms', '--sort', 'time', '--once'], env)).toMatchObject({
+    command: 'top',
+    pattern: 'job:*',
+    interval: 250,
+    once: true,
+    sort: 'time',
+  });
+  fails(['top', '--interval', '50ms'], /^--interval must be at least 100ms, received "50ms"/);
+  fails(['top', '--sort', 'owner'], /^--sort must be name, time or kind, received "owner"/);
+  fails(['top', 'a', 'b'], /^unexpected argument "b": top takes one pattern/);
+  fails(['top', '--json'], /^option --json is not an option of mdlock top/);
+  expect(usage('top')).toMatch(/Keys: n sort by name, t by time left, k by kind, q quit/);
 });
