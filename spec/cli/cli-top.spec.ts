@@ -167,3 +167,16 @@ test('--once: one plain frame with a lock, a semaphore, a read-write lock, a lea
   }
   await election.close();
 });
+
+test('stdout not a terminal: plain frames, one per interval, until a signal (exit 143 on SIGTERM)', async () => {
+  const child = mdlock.start(['top', '--interval', '200ms']);
+  await waitFor(() => child.stdout().split('mdlock top: ').length > 3, { what: 'three frames' });
+  child.process.kill('SIGTERM');
+  expect(await child.exited).toEqual({ code: 143, signal: null });
+  expect(child.stdout()).not.toMatch(/\x1b/); // eslint-disable-line no-control-regex
+  // Each frame ends with an empty line.
+  const frames = child.stdout().split(/\n\n(?=mdlock top: )/);
+  expect(frames.length).toBeGreaterThanOrEqual(3);
+  for (const frame of frames) expect(frame).toMatch(/^mdlock top: locks at \S+Z: [^\n]*\n\nnothing held\n*$/);
+  expect(child.stderr()).toBe('');
+});
