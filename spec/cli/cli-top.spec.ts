@@ -30,8 +30,11 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  // Whatever happened: the server and every session in it go (an error means none was left).
+  // Whatever happened: the server and every session in it go (an error means none was left), and
+  // its socket file, which tmux leaves behind.
   await tmux('kill-server').catch(() => {});
+  const dir = process.env.TMUX_TMPDIR ?? '/tmp';
+  fs.rmSync(path.join(dir, `tmux-${process.getuid!()}`, SOCKET), { force: true });
 });
 
 /** A shell word. */
