@@ -4,6 +4,9 @@ export {
   type ManagerAcquireOptions,
   type TryAcquireOptions,
   type HistoryQuery,
+  type ListOptions,
+  type ListedInfo,
+  type ForceReleaseOptions,
 } from './manager.js';
 export {
   Election,
@@ -29,7 +32,12 @@ export {
   type SemaphoreHolder,
   type TryPermitOptions,
 } from './semaphore.js';
-export { ReadWriteLock, type ReadWriteLockOptions } from './rwlock.js';
+export {
+  ReadWriteLock,
+  type ReadWriteLockHolder,
+  type ReadWriteLockInfo,
+  type ReadWriteLockOptions,
+} from './rwlock.js';
 export {
   CHANNELS,
   type HoldKind,

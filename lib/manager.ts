@@ -24,9 +24,26 @@ import {
   type ScheduledFunction,
   type ScheduledJob,
 } from './schedule.js';
-import { declareSemaphore, type Semaphore, type SemaphoreOptions } from './semaphore.js';
-import { SemaphoreStore } from './semaphore-store.js';
-import { declareReadWriteLock, permitStores, type ReadWriteLock, type ReadWriteLockOptions } from './rwlock.js';
+import {
+  declareSemaphore,
+  waitCounter,
+  type Semaphore,
+  type SemaphoreInfo,
+  type SemaphoreOptions,
+} from './semaphore.js';
+import { semaphoreInfoProjection, type SemaphoreDocument } from './semaphore-commands.js';
+import { SemaphoreStore, type SemaphoreHolder } from './semaphore-store.js';
+import {
+  declareReadWriteLock,
+  permitStores,
+  rwLockReader,
+  rwWaiting,
+  type ReadWriteLock,
+  type ReadWriteLockInfo,
+  type ReadWriteLockOptions,
+  type RwLockReader,
+} from './rwlock.js';
+import { forceReleaseHoldersCommand } from './rwlock-commands.js';
 import { setUp } from './setup.js';
 import { ReleaseSignals } from './signals.js';
 import { LockStore } from './store.js';
@@ -46,6 +63,34 @@ export interface HistoryQuery {
 /** Options of {@link LockManager.tryAcquire}. */
 export interface TryAcquireOptions extends LeaseOptions {
   readonly signal?: AbortSignal;
+}
+
+/** Options of {@link LockManager.list}. */
+export interface ListOptions {
+  /**
+   * List every kind: the locks, then the semaphores, then the read-write locks, each by name and
+   * each entry with its `kind`. Without it, `list()` lists the locks only, as {@link LockInfo}s.
+   * @defaultValue `false`
+   */
+  readonly all?: boolean;
+}
+
+/** One entry of `list({ all: true })`: a lock, a semaphore or a read-write lock, told apart by `kind`. */
+export type ListedInfo =
+  | (LockInfo & { readonly kind: 'lock' })
+  | (SemaphoreInfo & { readonly kind: 'semaphore' })
+  | (ReadWriteLockInfo & { readonly kind: 'rwlock' });
+
+/** Options of {@link LockManager.forceRelease}. */
+export interface ForceReleaseOptions {
+  /** What `name` names: a lock, a semaphore or a read-write lock. @defaultValue `'lock'` */
+  readonly kind?: 'lock' | 'semaphore' | 'rwlock';
+  /**
+   * A semaphore's or read-write lock's only hold whose fencing token this is (tokens of one
+   * semaphore or read-write lock are all different); without it, every holder of it. Refused
+   * for a lock, which has one holder.
+   */
+  readonly token?: number;
 }
 
 /** The argument lists of a lease's events as its manager re-emits them: the lease first. */
@@ -73,6 +118,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   readonly #store: LockStore;
   readonly #semaphores: SemaphoreStore;
   readonly #rwlocks: SemaphoreStore;
+  readonly #readRwLocks: RwLockReader;
   readonly #watchdog: Watchdog;
   readonly #wakeups: Wakeups;
   readonly #signals: ReleaseSignals | undefined;
@@ -100,6 +146,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     const store = this.#store;
     this.#semaphores = new SemaphoreStore(store, `${settings.collection}.semaphores`, settings.commandTimeout);
     this.#rwlocks = new SemaphoreStore(store, `${settings.collection}.rwlocks`, settings.commandTimeout);
+    this.#readRwLocks = rwLockReader(store, this.#rwlocks.collectionName, settings.commandTimeout);
     this.#watchdog = new Watchdog(
       {
         renew: (h, t) => store.renew(h, t),
@@ -202,7 +249,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
    */
   readWriteLock(name: string, options?: ReadWriteLockOptions): ReadWriteLock {
     this.#checkOpen();
-    return declareReadWriteLock(name, options, this.#settings, this.#context, this.#rwlocks);
+    return declareReadWriteLock(name, options, this.#settings, this.#context, this.#rwlocks, this.#readRwLocks);
   }
 
   /**
@@ -267,9 +314,58 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     return this.#whenOpen(() => this.#store.inspect(checked));
   }
 
-  /** Every lock in the collection, by name. */
-  list(): Promise<LockInfo[]> {
-    return this.#whenOpen(() => this.#store.list());
+  /**
+   * Every lock in the collection, by name. With `{ all: true }`, also every semaphore (its stored
+   * limit and live holders) and read-write lock (live readers and writer, a waiting writer's
+   * marker), each entry with its `kind`; `waiting` counts this manager's waits, as `inspect()` does.
+   */
+  list(): Promise<LockInfo[]>;
+  list(options: ListOptions & { readonly all: true }): Promise<ListedInfo[]>;
+  list(options?: ListOptions): Promise<LockInfo[] | ListedInfo[]>;
+  list(options?: ListOptions): Promise<LockInfo[] | ListedInfo[]> {
+    const { all = false } = checkObject(options, 'list() options') as ListOptions;
+    if (typeof all !== 'boolean') throw invalidType('list() options.all', 'a boolean', all);
+    if (!all) return this.#whenOpen(() => this.#store.list());
+    return this.#whenOpen(async () => {
+      const [locks, semaphores, rwlocks] = await Promise.all([
+        this.#store.list(),
+        this.#listSemaphores(),
+        this.#readRwLocks(),
+      ]);
+      return [
+        ...locks.map((info) => ({ kind: 'lock' as const, ...info })),
+        ...semaphores,
+        ...rwlocks.map((info) => ({ kind: 'rwlock' as const, ...info, waiting: rwWaiting(this.#context, info.name) })),
+      ];
+    });
+  }
+
+  /** Every semaphore with a stored limit, by name, as `list({ all: true })` shows it. */
+  async #listSemaphores(): Promise<ListedInfo[]> {
+    type Read = { _id: string; limit?: unknown; holders: SemaphoreHolder[] };
+    const docs = await this.#store.run<Read[], SemaphoreDocument>(
+      'list semaphores',
+      (c) =>
+        c
+          .find({}, { projection: { ...semaphoreInfoProjection, _id: 1 }, maxTimeMS: this.#settings.commandTimeout })
+          .sort({ _id: 1 })
+          .toArray(),
+      { collection: this.#semaphores.collectionName },
+    );
+    // A document without a limit yet (a creation in progress) has no holders either.
+    return docs.flatMap(({ _id: name, limit, holders }) =>
+      typeof limit === 'number'
+        ? [
+            {
+              kind: 'semaphore' as const,
+              name,
+              limit,
+              holders: holders.map((h) => ({ ...h, token: Number(h.token) })).sort((a, b) => a.token - b.token),
+              waiting: waitCounter(this.#context, name).count,
+            },
+          ]
+        : [],
+    );
   }
 
   /**
@@ -288,15 +384,47 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
 
   /**
    * Frees the lock `name` whoever holds it (for operators, like `mdlock release --force`).
-   * The holder's watchdog then emits `lost`. Resolves whether a live hold was ended.
+   * The holder's watchdog then emits `lost`. Resolves whether a live hold was ended. With
+   * `{ kind: 'semaphore' }` or `{ kind: 'rwlock' }`, frees every holder of that semaphore or
+   * read-write lock instead, or with `token` only the hold with that fencing token.
    */
-  forceRelease(name: string): Promise<boolean> {
+  forceRelease(name: string, options?: ForceReleaseOptions): Promise<boolean> {
     const checked = checkName(name);
+    const { kind = 'lock', token } = checkObject(options, 'forceRelease() options') as ForceReleaseOptions;
+    if (kind !== 'lock' && kind !== 'semaphore' && kind !== 'rwlock')
+      throw invalidType('forceRelease() options.kind', "'lock', 'semaphore' or 'rwlock'", kind);
+    if (token !== undefined) {
+      if (kind === 'lock')
+        throw invalidType(
+          'forceRelease() options.token',
+          "absent for a lock (one holder): kind 'semaphore' or 'rwlock'",
+          token,
+        );
+      if (typeof token !== 'number') throw invalidType('forceRelease() options.token', 'a fencing token', token);
+      if (!Number.isSafeInteger(token) || token < 1)
+        throw outOfRange('forceRelease() options.token', 'a whole number of at least 1', token);
+    }
+    if (kind !== 'lock') return this.#whenOpen(() => this.#forceReleaseHolders(kind, checked, token));
     return this.#whenOpen(async () => {
       const { outcome, contended } = await this.#store.forceRelease(checked);
       if (outcome === 'released') await this.#freed(checked, contended);
       return outcome === 'released';
     });
+  }
+
+  /** Frees a semaphore's or read-write lock's holders (all, or the one with `token`), and wakes its waiters. */
+  async #forceReleaseHolders(kind: 'semaphore' | 'rwlock', name: string, token: number | undefined) {
+    const collection = (kind === 'semaphore' ? this.#semaphores : this.#rwlocks).collectionName;
+    const { filter, update, options } = forceReleaseHoldersCommand(name, token, this.#settings.commandTimeout);
+    const before = (await this.#store.run(
+      `forceRelease("${name}", { kind: '${kind}' })`,
+      (c) => c.findOneAndUpdate(filter, update, options),
+      { collection },
+    )) as { ended?: unknown[]; contended?: boolean } | null;
+    const released = (before?.ended?.length ?? 0) > 0;
+    // The wake-up key of the semaphore's or read-write lock's waits (see permitContext and holdContext).
+    if (released) await this.#freed(`${kind}:${name}`, before?.contended === true);
+    return released;
   }
 
   /**

@@ -3,7 +3,7 @@
 // release, batched renewal and read-back serve it unchanged), in its own collection
 // `<collection>.rwlocks`, with a mode per holder and a waiting writer's marker. Every caller value
 // is a `$literal`; every expiry is judged by the server's `$$NOW`.
-import { DURABLE, serverBound } from './commands.js';
+import { DURABLE, RELAXED, serverBound } from './commands.js';
 import { grantParts, mineProjection, type PermitHolder, type PermitRequest } from './semaphore-commands.js';
 
 /** Shared (many readers) or exclusive (one writer). */
@@ -131,4 +131,60 @@ export function acquireRwCommand(request: RwRequest) {
     ...serverBound(maxTimeMS, DURABLE.writeConcern),
   } as const;
   return { filter: { _id: name }, update, options };
+}
+
+/** A live holder's public fields (the lease id stays private). */
+const publicHolder = {
+  owner: '$$h.owner',
+  token: '$$h.token',
+  acquiredAt: '$$h.acquiredAt',
+  expiresAt: '$$h.expiresAt',
+};
+const liveOf = (mode: RwMode) => ({
+  $filter: { input: holders, as: 'h', cond: { $and: [live('$$h.expiresAt'), { $eq: ['$$h.mode', mode] }] } },
+});
+
+/**
+ * What `inspect()` and `list()` show of a read-write lock, judged by `$$NOW`: the live readers,
+ * the live writer (at most one, as a list), and the expiry of a live `writerWaiting` marker.
+ */
+export const rwInfoProjection = {
+  readers: { $map: { input: liveOf('read'), as: 'h', in: publicHolder } },
+  writers: { $map: { input: liveOf('write'), as: 'h', in: publicHolder } },
+  writerWaiting: {
+    $cond: [
+      { $and: ['$writerWaiting', live('$writerWaiting.expiresAt')] },
+      { expiresAt: '$writerWaiting.expiresAt' },
+      null,
+    ],
+  },
+};
+
+/**
+ * An operator's forced release (`manager.forceRelease(name, { kind, token })`) of a semaphore's
+ * permits or a read-write lock's holds (both documents have this `holders` shape): removes the
+ * holder whose token is `token`, or every holder without one, whoever holds it. Answers from the
+ * document as it was: the live holds it ended, and whether anyone waited. Not durable, as every
+ * release (RELAXED); a holder's watchdog then reports its hold lost.
+ */
+export function forceReleaseHoldersCommand(name: string, token: number | undefined, maxTimeMS: number) {
+  const chosen = (h: string) => (token === undefined ? true : { $eq: [`${h}.token`, { $literal: token }] });
+  const ended = {
+    $map: {
+      input: { $filter: { input: holders, as: 'h', cond: { $and: [live('$$h.expiresAt'), chosen('$$h')] } } },
+      as: 'h',
+      in: { owner: '$$h.owner', token: '$$h.token' },
+    },
+  };
+  const kept = { $filter: { input: holders, as: 'h', cond: { $not: [chosen('$$h')] } } };
+  return {
+    filter: { _id: name },
+    update: [{ $set: { holders: kept, contended: '$$REMOVE' } }],
+    options: {
+      returnDocument: 'before',
+      projection: { _id: 0, ended, contended: 1 },
+      ...RELAXED,
+      ...serverBound(maxTimeMS, RELAXED.writeConcern),
+    } as const,
+  };
 }

@@ -13,12 +13,37 @@ import {
   type ManagerSettings,
 } from './options.js';
 import { waitPlan, type AcquireOptions, type WaitPlan } from './plan.js';
-import { acquireRwCommand, type RwMode } from './rwlock-commands.js';
-import type { SemaphoreStore } from './semaphore-store.js';
+import { acquireRwCommand, rwInfoProjection, type RwLockDocument, type RwMode } from './rwlock-commands.js';
+import { waitCounter } from './semaphore.js';
+import type { SemaphoreHolder, SemaphoreStore } from './semaphore-store.js';
+import type { LockStore } from './store.js';
 import type { WatchdogStore } from './watchdog.js';
 
 /** Options of {@link LockManager.readWriteLock}: the ttl and heartbeat of its holds (the manager's by default). */
 export type ReadWriteLockOptions = LeaseOptions;
+
+/** One live hold of a read-write lock, as `inspect()` shows it: a semaphore holder's fields. */
+export type ReadWriteLockHolder = SemaphoreHolder;
+
+/** What {@link ReadWriteLock.inspect} says. */
+export interface ReadWriteLockInfo {
+  readonly name: string;
+  /** The live readers by the server's clock, by token. */
+  readonly readers: readonly ReadWriteLockHolder[];
+  /** The live writer by the server's clock, or `null`. */
+  readonly writer: ReadWriteLockHolder | null;
+  /**
+   * A writer waits and holds new readers back (the live `writerWaiting` marker, see
+   * docs/semaphores.md): when its marker expires unless renewed; `null` when no writer waits.
+   */
+  readonly writerWaiting: { readonly expiresAt: Date } | null;
+  /**
+   * Acquisitions of this lock (reads and writes) waiting in this manager, through any of its
+   * declarations; other processes' waits are not recorded (a waiting writer elsewhere shows as
+   * `writerWaiting`).
+   */
+  readonly waiting: number;
+}
 
 /**
  * A read-write lock, declared by {@link LockManager.readWriteLock}: many readers at once, or one
@@ -37,6 +62,8 @@ export class ReadWriteLock {
   readonly #timing: LeaseTiming;
   readonly #declared: Declared;
   readonly #poll: number;
+  /** The waits in progress for this name in this manager (shared by its declarations of the name). */
+  readonly #waits: { count: number };
 
   /** @internal Use {@link LockManager.readWriteLock}. */
   constructor(name: string, timing: LeaseTiming, declared: Declared, poll: number) {
@@ -44,6 +71,7 @@ export class ReadWriteLock {
     this.#timing = timing;
     this.#declared = declared;
     this.#poll = poll;
+    this.#waits = rwWaits(declared.base, name);
   }
 
   /** A hold's ttl in ms. */
@@ -78,9 +106,38 @@ export class ReadWriteLock {
     return this.#with('write', fn, options);
   }
 
+  /** The live readers and writer (by the server's clock), a waiting writer's marker, and this manager's waits. */
+  inspect(): Promise<ReadWriteLockInfo> {
+    const { closing, host } = this.#declared.base;
+    closing.throwIfAborted();
+    const work = this.#declared.read(this.name).then(([stored]) => ({
+      name: this.name,
+      readers: stored?.readers ?? [],
+      writer: stored?.writer ?? null,
+      writerWaiting: stored?.writerWaiting ?? null,
+      waiting: this.#waits.count,
+    }));
+    host.pending(work);
+    return work;
+  }
+
   #acquire(mode: RwMode, options: AcquireOptions | undefined, what: string): Promise<HeldLease> {
     const plan = this.#plan(options, what);
-    return this.#attempt(mode, (lease) => acquireHeld(lease, plan));
+    return this.#counted(
+      plan,
+      this.#attempt(mode, (lease) => acquireHeld(lease, plan)),
+    );
+  }
+
+  /** Counts a waiting acquisition (for inspect()) until it settles. */
+  #counted<T>(plan: WaitPlan, work: Promise<T>): Promise<T> {
+    if (plan.waits) {
+      const waits = this.#waits;
+      waits.count++;
+      const settled = () => void waits.count--;
+      work.then(settled, settled);
+    }
+    return work;
   }
 
   #with<T>(mode: RwMode, fn: (lease: HeldLease) => T | Promise<T>, options: AcquireOptions | undefined) {
@@ -88,7 +145,10 @@ export class ReadWriteLock {
     if (typeof fn !== 'function') throw invalidType(`${what}(fn): fn`, 'a function', fn);
     const plan = this.#plan(options, `${what}() options`);
     const { host } = this.#declared.base;
-    return this.#attempt(mode, (lease) => withExclusive(lease, plan, fn, (error) => host.report(error, lease)));
+    return this.#counted(
+      plan,
+      this.#attempt(mode, (lease) => withExclusive(lease, plan, fn, (error) => host.report(error, lease))),
+    );
   }
 
   /**
@@ -125,6 +185,7 @@ export function declareReadWriteLock(
   settings: ManagerSettings,
   context: LeaseContext,
   store: SemaphoreStore,
+  read: RwLockReader,
 ): ReadWriteLock {
   const checked = checkName(name, 'read-write lock name');
   const what = 'read-write lock options';
@@ -135,6 +196,7 @@ export function declareReadWriteLock(
     base: context,
     context: (mode, waited) => holdContext(context, store, checked, mode, timeout, waited),
     clearMarker: (leaseIds) => store.clearMarker(checked, leaseIds),
+    read,
   };
   return new ReadWriteLock(checked, timing, declared, settings.poll);
 }
@@ -146,6 +208,51 @@ interface Declared {
   context(mode: RwMode, waited: Set<string>): LeaseContext;
   /** Takes away a waiting writer's marker if one of `leaseIds` set it. */
   clearMarker(leaseIds: readonly string[]): Promise<unknown>;
+  /** Reads the lock `name` as stored (see {@link rwLockReader}). */
+  read: RwLockReader;
+}
+
+/** The waits of the read-write lock `name` in a manager: counted apart from a semaphore's of the same name. */
+const rwWaits = (context: LeaseContext, name: string) => waitCounter(context, `rwlock:${name}`);
+
+/** How many acquisitions of the read-write lock `name` wait in the manager of `context`. @internal */
+export const rwWaiting = (context: LeaseContext, name: string): number => rwWaits(context, name).count;
+
+/** A read-write lock as stored: {@link ReadWriteLockInfo} without this manager's waits. @internal */
+export type StoredRwLock = Omit<ReadWriteLockInfo, 'waiting'>;
+
+/** Reads the read-write lock `name` (a list of one, or none), or every one without a name, by name. @internal */
+export type RwLockReader = (name?: string) => Promise<StoredRwLock[]>;
+
+/**
+ * Reads read-write locks from `collection` through the lock store (its timeouts and error
+ * mapping), judging "live" by the server's clock as acquisitions do.
+ */
+export function rwLockReader(store: LockStore, collection: string, timeout: number): RwLockReader {
+  type Read = { _id: string; readers: ReadWriteLockHolder[]; writers: ReadWriteLockHolder[] } & Pick<
+    StoredRwLock,
+    'writerWaiting'
+  >;
+  const byToken = (holders: ReadWriteLockHolder[]) =>
+    holders.map((h) => ({ ...h, token: Number(h.token) })).sort((a, b) => a.token - b.token);
+  return async (name) => {
+    const what = name === undefined ? 'list read-write locks' : `readWriteLock("${name}").inspect`;
+    const docs = await store.run<Read[], RwLockDocument>(
+      what,
+      (c) =>
+        c
+          .find(name === undefined ? {} : { _id: name }, { projection: rwInfoProjection, maxTimeMS: timeout })
+          .sort({ _id: 1 })
+          .toArray() as unknown as Promise<Read[]>,
+      { collection },
+    );
+    return docs.map((doc) => ({
+      name: doc._id,
+      readers: byToken(doc.readers),
+      writer: byToken(doc.writers)[0] ?? null,
+      writerWaiting: doc.writerWaiting ?? null,
+    }));
+  };
 }
 
 /** The holds of read-write locks, as the watchdog is given them: renewed in their own collection. */

@@ -182,7 +182,7 @@ export function declareSemaphore(
 /** Per manager (by its lease context) and semaphore name: the waits in progress, for inspect(). */
 const waitsByManager = new WeakMap<LeaseContext, Map<string, { count: number }>>();
 
-function waitCounter(context: LeaseContext, name: string): { count: number } {
+export function waitCounter(context: LeaseContext, name: string): { count: number } {
   let byName = waitsByManager.get(context);
   if (!byName) waitsByManager.set(context, (byName = new Map<string, { count: number }>()));
   let waits = byName.get(name);

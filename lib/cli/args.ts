@@ -53,7 +53,28 @@ export type Invocation =
       /** Only the locks held now. */
       readonly held: boolean;
     }
-  | { readonly command: 'inspect' | 'release'; readonly target: Target; readonly name: string }
+  | { readonly command: 'inspect'; readonly target: Target; readonly name: string }
+  | {
+      readonly command: 'release';
+      readonly target: Target;
+      readonly name: string;
+      /** What `name` names, if `--kind` says; otherwise whichever kind of that name is held. */
+      readonly kind: HoldKindName | undefined;
+      /** `--token`: only the permit or read-write hold with this fencing token. */
+      readonly token: number | undefined;
+    }
+  | {
+      readonly command: 'top';
+      readonly target: Target;
+      /** Only what is named to match this glob. */
+      readonly pattern: string | undefined;
+      /** Milliseconds between refreshes. */
+      readonly interval: number;
+      /** One frame, plain text, then exit. */
+      readonly once: boolean;
+      /** The first sort order (keys change it). */
+      readonly sort: 'name' | 'time' | 'kind';
+    }
   | {
       readonly command: 'runs';
       readonly target: Target;
@@ -84,7 +105,11 @@ export type Invocation =
       readonly argv: readonly string[];
     };
 
-type Subcommand = 'run' | 'ls' | 'inspect' | 'release' | 'runs';
+type Subcommand = 'run' | 'ls' | 'inspect' | 'release' | 'runs' | 'top';
+
+/** The kinds of things `mdlock` shows and releases, as `--kind` names them. */
+export type HoldKindName = 'lock' | 'semaphore' | 'rwlock';
+const KINDS: readonly HoldKindName[] = ['lock', 'semaphore', 'rwlock'];
 
 const OPTIONS = {
   uri: { type: 'string' },
@@ -104,6 +129,11 @@ const OPTIONS = {
   verbose: { type: 'boolean', short: 'v' },
   quiet: { type: 'boolean', short: 'q' },
   limit: { type: 'string' },
+  token: { type: 'string' },
+  kind: { type: 'string' },
+  interval: { type: 'string' },
+  once: { type: 'boolean' },
+  sort: { type: 'string' },
 } as const;
 
 const COMMON = ['uri', 'collection', 'connect-timeout', 'help'];
@@ -111,9 +141,15 @@ const ALLOWED: Record<Subcommand, readonly string[]> = {
   run: [...COMMON, 'limit', 'ttl', 'heartbeat', 'wait', 'token-env', 'grace', 'owner', 'verbose', 'quiet'],
   ls: [...COMMON, 'json', 'held'],
   inspect: [...COMMON, 'json'],
-  release: [...COMMON, 'json', 'force'],
+  release: [...COMMON, 'json', 'force', 'kind', 'token'],
   runs: [...COMMON, 'json', 'limit'],
+  top: [...COMMON, 'interval', 'once', 'sort'],
 };
+
+/** How often `mdlock top` refreshes unless `--interval` says otherwise, and the shortest interval. */
+export const DEFAULT_TOP_INTERVAL = 1000;
+const MIN_TOP_INTERVAL = 100;
+const SORTS = ['name', 'time', 'kind'] as const;
 
 /** How many runs `mdlock runs` lists unless `--limit` says otherwise. */
 export const DEFAULT_RUNS_LIMIT = 20;
@@ -122,8 +158,9 @@ const SYNOPSIS: Record<Subcommand, string> = {
   run: 'mdlock run <name> [--limit N] [--ttl 30s] [--wait 10s|forever] [--token-env MDLOCK_TOKEN] [--grace 10s] -- <command...>',
   ls: "mdlock ls ['<pattern>'] [--held] [--json]",
   inspect: 'mdlock inspect <name> [--json]',
-  release: 'mdlock release --force <name> [--json]',
+  release: 'mdlock release --force <name> [--kind lock|semaphore|rwlock] [--token N] [--json]',
   runs: 'mdlock runs <name> [--limit 20] [--json]',
+  top: "mdlock top ['<pattern>'] [--interval 1s] [--sort name|time|kind] [--once]",
 };
 
 /** `mdlock --help`, or the help of one subcommand. */
@@ -152,14 +189,28 @@ that comes during the release waits for it. If mdlock is killed (SIGKILL), the c
 SIGTERM, then SIGKILL after the grace, from a watcher process.
 Exit code: the command's (128 + n if it died of signal n); 75 if the lock was busy; 70 if the lock
 was lost and the command stopped; 127/126 if the command was not found/not executable.`;
-  const ls = `mdlock ls: lists the locks and semaphores, or those whose names match <pattern>: a glob where *
-stands for any characters and every other character for itself (quote it: 'job:*').
-  --held                only the locks held now, and the semaphores with at least one holder`;
+  const ls = `mdlock ls: lists the locks, semaphores and read-write locks, or those whose names match <pattern>:
+a glob where * stands for any characters and every other character for itself (quote it: 'job:*').
+  --held                only the locks held now, and the semaphores and read-write locks with a holder`;
   const runs = `mdlock runs: lists the latest runs of the scheduled job <name> (schedule(), runOnce() or
 node-cron's run coordinator), newest first: the tick, its outcome (running, done, failed, lost,
 missed), the attempt, the fencing token, the owner, when it started and when it finished.
   --limit <n>           how many runs at most (default: ${DEFAULT_RUNS_LIMIT})`;
+  const release = `mdlock release --force: frees the lock <name> whoever holds it (its holder sees the lock lost);
+for a semaphore or read-write lock, every holder of it, or with --token the one hold with that token.
+  --kind <kind>         lock, semaphore or rwlock: needed only when several kinds of that name are held
+  --token <n>           only the permit or read-write hold whose fencing token is n (as ls shows it)`;
+  const top = `mdlock top: a live view, refreshed every interval, of the locks held, the semaphores (permits
+held of the limit), the read-write locks and the last run of each scheduled job: holder, fencing
+token, time left (a bar: the part of its ttl left), waiters. An election is a lock named after it:
+its leader shows as the lock's holder. Keys: n sort by name, t by time left, k by kind, q quit.
+  --interval <time>     time between refreshes (default: 1s, at least 100ms)
+  --sort <key>          the first sort order: name, time or kind (default: name)
+  --once                print one frame as plain text and exit (also plain frames, one per
+                        interval, when stdout is not a terminal)`;
   if (topic === 'run') return `usage: ${SYNOPSIS.run}\n\n${run}\n\n${common}\n`;
+  if (topic === 'top') return `usage: ${SYNOPSIS.top}\n\n${top}\n\n${common}\n`;
+  if (topic === 'release') return `usage: ${SYNOPSIS.release}\n\n${release}\n\n${common}\n`;
   if (topic === 'ls') return `usage: ${SYNOPSIS.ls}\n\n${ls}\n\n${common}\n`;
   if (topic === 'runs') return `usage: ${SYNOPSIS.runs}\n\n${runs}\n\n${common}\n`;
   if (topic) return `usage: ${SYNOPSIS[topic]}\n\n${common}\n`;
@@ -169,16 +220,22 @@ usage:
   ${Object.values(SYNOPSIS).join('\n  ')}
   mdlock --version
 
-  ls        lists the locks (name, owner, fencing token, held or free, time left) and semaphores
-  inspect   shows one lock, or the semaphore of that name if there is no such lock
-  release   frees a lock whoever holds it (its holder sees the lock lost)
+  ls        lists the locks (name, owner, fencing token, held or free, time left), semaphores
+            and read-write locks
+  inspect   shows one lock, or the semaphore or read-write lock of that name if there is no such lock
+  release   frees a lock, or a semaphore's permits or a read-write lock's holds, whoever holds them
   runs      lists the latest runs of a scheduled job (ls does not list runs)
+  top       a live view of locks, semaphores, read-write locks, leaders and scheduled jobs
 
 ${run}
 
 ${ls}
 
+${release}
+
 ${runs}
+
+${top}
 
 ${common}
   --json                    machine-readable output (ls, inspect, release, runs)
@@ -233,7 +290,7 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
   if (command === 'help') return { command: 'help', topic: rest[0] === undefined ? undefined : subcommand(rest[0]) };
   if (command === undefined) {
     if (values.help) return { command: 'help', topic: undefined };
-    throw usageError('missing command: run, ls, inspect, release or runs');
+    throw usageError('missing command: run, ls, inspect, release, runs or top');
   }
   const topic = subcommand(command);
   if (values.help) return { command: 'help', topic };
@@ -261,6 +318,27 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
     if (pattern === '') throw usageError('the pattern must not be empty', topic);
     return { command: 'ls', target, pattern, held: values.held ?? false };
   }
+  if (topic === 'top') {
+    const [pattern, ...others] = rest;
+    if (others.length > 0) throw usageError(`unexpected argument "${others[0]}": top takes one pattern`, topic);
+    if (pattern === '') throw usageError('the pattern must not be empty', topic);
+    const sort = values.sort ?? 'name';
+    if (!(SORTS as readonly string[]).includes(sort)) {
+      throw usageError(`--sort must be name, time or kind, received "${sort}"`, topic);
+    }
+    const interval = duration(values.interval, 'interval', DEFAULT_TOP_INTERVAL);
+    if (interval < MIN_TOP_INTERVAL) {
+      throw usageError(`--interval must be at least ${MIN_TOP_INTERVAL}ms, received "${values.interval}"`, topic);
+    }
+    return {
+      command: 'top',
+      target,
+      pattern,
+      interval,
+      once: values.once ?? false,
+      sort: sort as (typeof SORTS)[number],
+    };
+  }
   const [name, ...extra] = rest;
   if (name === undefined) throw usageError(`missing the ${topic === 'runs' ? 'schedule' : 'lock'} name`, topic);
   try {
@@ -274,10 +352,17 @@ export function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv)
   }
   if (topic !== 'run') {
     if (extra.length > 0) throw usageError(`unexpected argument "${extra[0]}"`, topic);
-    if (topic === 'release' && !values.force) {
-      throw usageError('release frees the lock whoever holds it: add --force to confirm', topic);
+    if (topic === 'inspect') return { command: topic, target, name };
+    if (!values.force) throw usageError('release frees the lock whoever holds it: add --force to confirm', topic);
+    const kind = values.kind;
+    if (kind !== undefined && !(KINDS as readonly string[]).includes(kind)) {
+      throw usageError(`--kind must be lock, semaphore or rwlock, received "${kind}"`, topic);
     }
-    return { command: topic, target, name };
+    const token = values.token === undefined ? undefined : tokenOption(values.token);
+    if (token !== undefined && kind === 'lock') {
+      throw usageError('--token picks a permit or read-write hold: a lock has one holder', topic);
+    }
+    return { command: topic, target, name, kind: kind as HoldKindName | undefined, token };
   }
 
   if (extra.length > 0) throw usageError(`put the command after "--", as in: mdlock run ${name} -- ${extra.join(' ')}`);
@@ -323,6 +408,15 @@ function limitOption(value: string | undefined, topic: Subcommand, max?: number)
   return limit;
 }
 
+/** `release --token`: a fencing token, a whole number from 1. */
+function tokenOption(value: string): number {
+  const token = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(token) || token < 1) {
+    throw usageError(`--token must be a fencing token (a whole number), received "${value}"`, 'release');
+  }
+  return token;
+}
+
 function waitOption(value: string): number {
   if (value === 'forever') return Infinity;
   try {
@@ -347,5 +441,5 @@ export function globMatcher(pattern: string): (name: string) => boolean {
 
 function subcommand(word: string): Subcommand {
   if (Object.hasOwn(ALLOWED, word)) return word as Subcommand;
-  throw usageError(`unknown command "${word}": run, ls, inspect, release or runs`);
+  throw usageError(`unknown command "${word}": run, ls, inspect, release, runs or top`);
 }

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { main } from './program.js';
+import { processTerminal } from './top.js';
 
 /** The version in the package.json of this package, found upwards from this script (dist/cjs/cli or lib/cli). */
 function version(): string {
@@ -25,6 +26,7 @@ void main(process.argv.slice(2), {
   stderr: (text) => void process.stderr.write(text),
   tty: process.stdout.isTTY === true,
   version,
+  terminal: processTerminal,
 }).then((code) => {
   process.exitCode = code;
   // Everything is closed by now and the process ends by itself; should a driver handle linger,

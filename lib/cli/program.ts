@@ -5,6 +5,7 @@ import { bounded } from '../timeout.js';
 import { CliError, ExitCode, parseInvocation, usage, type Invocation, type Target } from './args.js';
 import { inspectLock, listLocks, listRuns, releaseLock } from './report.js';
 import { runCommand } from './run.js';
+import { topCommand, type Terminal } from './top.js';
 import { checkUri, redact } from './uri.js';
 
 /** Where `mdlock` reads and writes: the real process's, or a test's. */
@@ -16,6 +17,8 @@ export interface Io {
   readonly tty: boolean;
   /** The package's version, for `mdlock --version`. */
   version(): string;
+  /** The terminal `top` draws on, if stdout and stdin are one (none: plain frames). */
+  terminal?(): Terminal | undefined;
 }
 
 /** Opens a connection, or fails within the timeout with a one-line reason: never hangs. */
@@ -71,13 +74,14 @@ async function dispatch(
 ): Promise<number> {
   const { collection, timeout } = invocation.target;
   if (invocation.command === 'run') return runCommand(invocation, connection, io);
+  if (invocation.command === 'top') return topCommand(invocation, connection, io, io.terminal?.());
   const manager = new LockManager({ connection, collection, commandTimeout: timeout });
   try {
     if (invocation.command === 'ls') return await listLocks(manager, connection, invocation, io);
     if (invocation.command === 'runs') return await listRuns(manager, invocation, io);
     if (invocation.command === 'inspect')
       return await inspectLock(manager, connection, invocation.name, invocation.target, io);
-    return await releaseLock(manager, invocation.name, invocation.target, io);
+    return await releaseLock(manager, invocation, io);
   } finally {
     await manager.close();
   }

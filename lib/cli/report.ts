@@ -1,7 +1,9 @@
 import { styleText } from 'node:util';
 import type { Connection } from 'mongoose';
-import type { LockManager } from '../manager.js';
+import type { ListedInfo, LockManager } from '../manager.js';
+import type { ReadWriteLockInfo } from '../rwlock.js';
 import type { SemaphoreInfo } from '../semaphore.js';
+import type { SemaphoreHolder } from '../semaphore-store.js';
 import type { RunOutcome, RunRecord } from '../runs.js';
 import type { LockInfo } from '../types.js';
 import { CliError, ExitCode, globMatcher, type Invocation, type Target } from './args.js';
@@ -31,7 +33,7 @@ function row(info: LockInfo, serverNow: number): LockRow {
   };
 }
 
-/** A semaphore's holder as `--json` prints it. */
+/** A semaphore's or read-write lock's holder as `--json` prints it. */
 interface HolderRow {
   readonly owner: string;
   readonly token: number;
@@ -39,6 +41,16 @@ interface HolderRow {
   readonly expiresAt: string;
   /** Milliseconds left by the server's clock. */
   readonly expiresIn: number;
+}
+
+function holderRow(h: SemaphoreHolder, serverNow: number): HolderRow {
+  return {
+    owner: h.owner,
+    token: h.token,
+    acquiredAt: h.acquiredAt.toISOString(),
+    expiresAt: h.expiresAt.toISOString(),
+    expiresIn: Math.max(0, h.expiresAt.getTime() - serverNow),
+  };
 }
 
 /** A semaphore as `--json` prints it: `kind` tells it from a lock (whose rows have no `kind`). */
@@ -58,39 +70,48 @@ function semaphoreRow(info: SemaphoreInfo, serverNow: number): SemaphoreRow {
     name: info.name,
     limit: info.limit,
     held: info.holders.length > 0,
-    holders: info.holders.map((h) => ({
-      owner: h.owner,
-      token: h.token,
-      acquiredAt: h.acquiredAt.toISOString(),
-      expiresAt: h.expiresAt.toISOString(),
-      expiresIn: Math.max(0, h.expiresAt.getTime() - serverNow),
-    })),
+    holders: info.holders.map((h) => holderRow(h, serverNow)),
   };
 }
 
-/** The semaphores' collection of the lock collection `collection` (the library's naming). */
-const semaphoreCollection = (collection: string) => `${collection}.semaphores`;
+/** A read-write lock as `--json` prints it. */
+interface RwLockRow {
+  readonly kind: 'rwlock';
+  readonly name: string;
+  /** True when it has a live reader or writer. */
+  readonly held: boolean;
+  /** The live readers, by token. */
+  readonly readers: readonly HolderRow[];
+  readonly writer: HolderRow | null;
+  /** A writer waits (and new readers wait behind it): when its marker expires unless renewed. */
+  readonly writerWaiting: { readonly expiresAt: string; readonly expiresIn: number } | null;
+}
 
-/**
- * The semaphores whose names pass `matches`, each with its stored limit and live holders (read
- * through the library, so that "live" is judged as it judges it), by name.
- */
-async function readSemaphores(
-  manager: LockManager,
-  connection: Connection,
-  collection: string,
-  matches: (name: string) => boolean,
-): Promise<SemaphoreInfo[]> {
-  const stored = await connection
-    .db!.collection<{ _id: string; limit: number }>(semaphoreCollection(collection))
-    .find({}, { projection: { limit: 1 } })
-    .sort({ _id: 1 })
-    .toArray();
-  // A document without a limit yet (a creation in progress) has no holders either.
-  const named = stored.filter(
-    (doc) => typeof doc._id === 'string' && typeof doc.limit === 'number' && matches(doc._id),
-  );
-  return Promise.all(named.map((doc) => manager.semaphore(doc._id, { limit: doc.limit }).inspect()));
+function rwLockRow(info: ReadWriteLockInfo, serverNow: number): RwLockRow {
+  const marker = info.writerWaiting;
+  return {
+    kind: 'rwlock',
+    name: info.name,
+    held: info.writer !== null || info.readers.length > 0,
+    readers: info.readers.map((h) => holderRow(h, serverNow)),
+    writer: info.writer && holderRow(info.writer, serverNow),
+    writerWaiting: marker && {
+      expiresAt: marker.expiresAt.toISOString(),
+      expiresIn: Math.max(0, marker.expiresAt.getTime() - serverNow),
+    },
+  };
+}
+
+/** A read-write lock's state in one word or two: `write`, `2 read`, `free`, and whether a writer waits. */
+function rwState(r: RwLockRow): string {
+  const state = r.writer ? 'write' : r.readers.length > 0 ? `${r.readers.length} read` : 'free';
+  return r.writerWaiting ? `${state}, writer waiting` : state;
+}
+
+/** What a name names: each kind stored under it (a lock, a semaphore, a read-write lock), by kind. */
+async function named(manager: LockManager, matches: (name: string) => boolean): Promise<ListedInfo[]> {
+  // Filtered here, over every entry: each collection holds one small document per name.
+  return (await manager.list({ all: true })).filter((info) => matches(info.name));
 }
 
 /** `1.2s`, `42s`, `3m 20s`, `5h 2m`, `3d 4h`. */
@@ -110,13 +131,10 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / big)}${bigUnit} ${Math.floor((s % big) / small)}${smallUnit}`;
 }
 
-/** The server's clock now (`$$NOW`), so that "expires in" does not depend on this machine's clock. */
-async function serverNow(connection: Connection, collection: string): Promise<number> {
-  const [doc] = await connection
-    .db!.collection(collection)
-    .aggregate<{ now: Date }>([{ $limit: 1 }, { $project: { _id: 0, now: '$$NOW' } }])
-    .toArray();
-  return doc?.now.getTime() ?? Date.now();
+/** The server's clock now, so that "expires in" does not depend on this machine's clock. */
+export async function serverNow(connection: Connection): Promise<number> {
+  const hello = await connection.db!.command({ hello: 1 });
+  return hello.localTime instanceof Date ? hello.localTime.getTime() : Date.now();
 }
 
 function paint(io: Io, style: Parameters<typeof styleText>[0], text: string): string {
@@ -127,7 +145,46 @@ function json(io: Io, value: unknown): void {
   io.stdout(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** `mdlock ls`: a table of the locks (or a JSON array), those matching the pattern, held ones only with `--held`. */
+/** A line of `ls`'s table: its cells, and whether it is held (a line that is not is dimmed). */
+interface Line {
+  readonly cells: readonly string[];
+  readonly held: boolean;
+}
+
+/** The table lines of a lock, a semaphore (then a line per permit), a read-write lock (then a line per hold). */
+function lines(r: LockRow | SemaphoreRow | RwLockRow): Line[] {
+  const hold = (what: string) => (h: HolderRow) => ({
+    cells: [`  ${what}`, h.owner, String(h.token), 'held', formatDuration(h.expiresIn)],
+    held: true,
+  });
+  if (!('kind' in r)) {
+    const left = r.expiresIn === null ? '-' : formatDuration(r.expiresIn);
+    return [{ cells: [r.name, r.owner, String(r.token), r.held ? 'held' : 'free', left], held: r.held }];
+  }
+  if (r.kind === 'semaphore') {
+    const state = r.held ? `${r.holders.length} held` : 'free';
+    return [{ cells: [r.name, `limit ${r.limit}`, '-', state, '-'], held: r.held }, ...r.holders.map(hold('permit'))];
+  }
+  return [
+    { cells: [r.name, 'rwlock', '-', rwState(r), '-'], held: r.held },
+    ...(r.writer ? [hold('write')(r.writer)] : []),
+    ...r.readers.map(hold('read')),
+  ];
+}
+
+/** Every listed entry as its `--json` row. */
+function rows(found: readonly ListedInfo[], now: number): (LockRow | SemaphoreRow | RwLockRow)[] {
+  return found.map((info) => {
+    if (info.kind === 'semaphore') return semaphoreRow(info, now);
+    if (info.kind === 'rwlock') return rwLockRow(info, now);
+    return row(info, now);
+  });
+}
+
+/**
+ * `mdlock ls`: a table of the locks, then the semaphores, then the read-write locks (or a JSON
+ * array), those matching the pattern, held ones only with `--held`.
+ */
 export async function listLocks(
   manager: LockManager,
   connection: Connection,
@@ -136,52 +193,27 @@ export async function listLocks(
 ): Promise<number> {
   const { target, pattern, held } = invocation;
   const matches = pattern === undefined ? () => true : globMatcher(pattern);
-  // Filtered here, over every lock: the collection holds one small document per lock name.
-  const locks = (await manager.list()).filter((info) => matches(info.name) && (!held || info.held));
-  const semaphores = (await readSemaphores(manager, connection, target.collection, matches)).filter(
-    (info) => !held || info.holders.length > 0,
-  );
-  const clock = locks.length > 0 ? target.collection : semaphoreCollection(target.collection);
-  const now = locks.length + semaphores.length > 0 ? await serverNow(connection, clock) : Date.now();
-  const rows = locks.map((info) => row(info, now));
-  const semaphoreRows = semaphores.map((info) => semaphoreRow(info, now));
+  const found = await named(manager, matches);
+  const now = found.length > 0 ? await serverNow(connection) : Date.now();
+  const listed = rows(found, now).filter((r) => !held || r.held);
   if (target.json) {
-    json(io, [...rows, ...semaphoreRows]);
+    json(io, listed);
     return ExitCode.Ok;
   }
-  if (rows.length + semaphoreRows.length === 0) {
+  if (listed.length === 0) {
     const which = `${held ? 'held ' : ''}locks${pattern === undefined ? '' : ` matching "${pattern}"`}`;
     io.stdout(`no ${which} in collection "${target.collection}"\n`);
     return ExitCode.Ok;
   }
-  // A semaphore: a line with its limit and how many hold it, then a line per holder.
-  const lines: { cells: string[]; held: boolean }[] = [
-    ...rows.map((r) => ({
-      cells: [
-        r.name,
-        r.owner,
-        String(r.token),
-        r.held ? 'held' : 'free',
-        r.expiresIn === null ? '-' : formatDuration(r.expiresIn),
-      ],
-      held: r.held,
-    })),
-    ...semaphoreRows.flatMap((s) => [
-      { cells: [s.name, `limit ${s.limit}`, '-', s.held ? `${s.holders.length} held` : 'free', '-'], held: s.held },
-      ...s.holders.map((h) => ({
-        cells: ['  permit', h.owner, String(h.token), 'held', formatDuration(h.expiresIn)],
-        held: true,
-      })),
-    ]),
-  ];
-  const cells = [['NAME', 'OWNER', 'TOKEN', 'STATE', 'EXPIRES IN'], ...lines.map((line) => line.cells)];
-  io.stdout(table(io, cells, (i) => (lines[i]!.held ? undefined : 'dim')));
+  const all = listed.flatMap(lines);
+  const cells = [['NAME', 'OWNER', 'TOKEN', 'STATE', 'EXPIRES IN'], ...all.map((line) => line.cells)];
+  io.stdout(table(io, cells, (i) => (all[i]!.held ? undefined : 'dim')));
   return ExitCode.Ok;
 }
 
 /**
- * `mdlock inspect <name>`: one lock; if there is no lock `name`, the semaphore `name`; exit code 1
- * if there is neither.
+ * `mdlock inspect <name>`: one lock; if there is no lock `name`, the semaphore `name`, or else the
+ * read-write lock `name`; exit code 1 if there is none.
  */
 export async function inspectLock(
   manager: LockManager,
@@ -192,12 +224,16 @@ export async function inspectLock(
 ): Promise<number> {
   const info = await manager.inspect(name);
   if (!info) {
-    const [semaphore] = await readSemaphores(manager, connection, target.collection, (found) => found === name);
-    if (semaphore) return showSemaphore(semaphore, connection, target, io);
+    const [other] = await named(manager, (found) => found === name);
+    if (other?.kind === 'semaphore') return showSemaphore(other, connection, target, io);
+    if (other?.kind === 'rwlock') return showRwLock(other, connection, target, io);
     if (target.json) json(io, null);
-    throw new CliError(`no lock or semaphore named "${name}" in collection "${target.collection}"`, ExitCode.Failure);
+    throw new CliError(
+      `no lock, semaphore or read-write lock named "${name}" in collection "${target.collection}"`,
+      ExitCode.Failure,
+    );
   }
-  const r = row(info, info.held ? await serverNow(connection, target.collection) : Date.now());
+  const r = row(info, info.held ? await serverNow(connection) : Date.now());
   if (target.json) {
     json(io, r);
     return ExitCode.Ok;
@@ -213,42 +249,120 @@ export async function inspectLock(
       r.expiresIn === null ? r.expiresAt : `${r.expiresAt} (in ${formatDuration(r.expiresIn)})`,
     ],
   ];
-  io.stdout(fields.map(([key, value]) => `${key.padEnd(9)}${value}\n`).join(''));
+  printFields(io, fields);
   return ExitCode.Ok;
 }
 
+function printFields(io: Io, fields: readonly (readonly [string, string])[]): void {
+  io.stdout(fields.map(([key, value]) => `${key.padEnd(9)}${value}\n`).join(''));
+}
+
+/** A holder's line of `inspect`. */
+const holderLine = (h: HolderRow) =>
+  `${h.owner}, token ${h.token}, acquired ${h.acquiredAt}, expires ${h.expiresAt} (in ${formatDuration(h.expiresIn)})`;
+
 /** `mdlock inspect <name>` of a semaphore: its limit, then each live holder. */
 async function showSemaphore(info: SemaphoreInfo, connection: Connection, target: Target, io: Io): Promise<number> {
-  const now = info.holders.length > 0 ? await serverNow(connection, semaphoreCollection(target.collection)) : 0;
-  const r = semaphoreRow(info, now);
+  const r = semaphoreRow(info, info.holders.length > 0 ? await serverNow(connection) : 0);
   if (target.json) {
     json(io, r);
     return ExitCode.Ok;
   }
-  const fields: [string, string][] = [
+  printFields(io, [
     ['name', r.name],
     ['kind', 'semaphore'],
     ['limit', String(r.limit)],
     ['state', r.held ? paint(io, 'green', `${r.holders.length} held`) : 'free'],
-    ...r.holders.map((h): [string, string] => [
-      'holder',
-      `${h.owner}, token ${h.token}, acquired ${h.acquiredAt}, expires ${h.expiresAt} (in ${formatDuration(h.expiresIn)})`,
-    ]),
-  ];
-  io.stdout(fields.map(([key, value]) => `${key.padEnd(9)}${value}\n`).join(''));
+    ...r.holders.map((h): [string, string] => ['holder', holderLine(h)]),
+  ]);
   return ExitCode.Ok;
 }
 
-/** `mdlock release --force <name>`: frees the lock whoever holds it. */
-export async function releaseLock(manager: LockManager, name: string, target: Target, io: Io): Promise<number> {
-  const before = await manager.inspect(name);
-  const released = await manager.forceRelease(name);
+/** `mdlock inspect <name>` of a read-write lock: its state, its writer, its readers, a waiting writer. */
+async function showRwLock(info: ReadWriteLockInfo, connection: Connection, target: Target, io: Io): Promise<number> {
+  const busy = info.writer !== null || info.readers.length > 0 || info.writerWaiting !== null;
+  const r = rwLockRow(info, busy ? await serverNow(connection) : 0);
   if (target.json) {
-    json(io, { name, released, owner: before?.owner ?? null, token: before?.token ?? null });
+    json(io, r);
+    return ExitCode.Ok;
+  }
+  const waiting = r.writerWaiting;
+  printFields(io, [
+    ['name', r.name],
+    ['kind', 'rwlock'],
+    ['state', r.held ? paint(io, 'green', rwState(r)) : rwState(r)],
+    ...(r.writer ? [['writer', holderLine(r.writer)] as [string, string]] : []),
+    ...r.readers.map((h): [string, string] => ['reader', holderLine(h)]),
+    ...(waiting
+      ? [
+          [
+            'waiting',
+            `a writer; new readers wait (marker expires ${waiting.expiresAt}, in ${formatDuration(waiting.expiresIn)})`,
+          ] as [string, string],
+        ]
+      : []),
+  ]);
+  return ExitCode.Ok;
+}
+
+/** Who held what `release` ended, for its message. */
+function who(holders: readonly { owner: string; token: number }[]): string {
+  return holders.map((h) => `${h.owner} (token ${h.token})`).join(', ');
+}
+
+/**
+ * `mdlock release --force <name>`: frees the lock whoever holds it; or a semaphore's permits or a
+ * read-write lock's holds (every one, or with `--token` the one with that token). Without
+ * `--kind`, `name` is whichever kind of that name is held (a usage error if several are).
+ */
+export async function releaseLock(
+  manager: LockManager,
+  invocation: Extract<Invocation, { command: 'release' }>,
+  io: Io,
+): Promise<number> {
+  const { name, target, token } = invocation;
+  const found = await named(manager, (n) => n === name);
+  const holders = (info: ListedInfo | undefined) => {
+    if (!info) return [];
+    if (info.kind === 'lock') return info.held ? [{ owner: info.owner, token: info.token }] : [];
+    const all = info.kind === 'semaphore' ? info.holders : [...(info.writer ? [info.writer] : []), ...info.readers];
+    return all.filter((h) => token === undefined || h.token === token);
+  };
+  let kind = invocation.kind;
+  if (kind === undefined) {
+    // With --token, a lock is never meant (it has one holder, and no --token).
+    const held = found.filter((info) => (token === undefined || info.kind !== 'lock') && holders(info).length > 0);
+    if (held.length > 1) {
+      const kinds = held.map((info) => info.kind).join(' and ');
+      throw new CliError(`"${name}" names a held ${kinds}: say which with --kind`, ExitCode.Usage);
+    }
+    const other = found.find((info) => info.kind !== 'lock')?.kind ?? 'semaphore';
+    kind = held[0]?.kind ?? (token === undefined ? 'lock' : other);
+  }
+  const before = holders(found.find((info) => info.kind === kind));
+  if (kind === 'lock') {
+    const lock = found.find((info) => info.kind === 'lock') as LockInfo | undefined;
+    const released = await manager.forceRelease(name);
+    if (target.json) {
+      json(io, { name, released, owner: lock?.owner ?? null, token: lock?.token ?? null });
+    } else if (released) {
+      io.stdout(`released "${name}" (it was held by ${lock?.owner ?? 'someone'}, token ${lock?.token ?? '?'})\n`);
+    } else {
+      io.stdout(`"${name}" was not held: nothing to release\n`);
+    }
+    return ExitCode.Ok;
+  }
+  const released = await manager.forceRelease(name, { kind, token });
+  const what = kind === 'semaphore' ? `semaphore "${name}"` : `read-write lock "${name}"`;
+  if (target.json) {
+    json(io, { name, kind, released, holders: released ? before.map(({ owner, token }) => ({ owner, token })) : [] });
   } else if (released) {
-    io.stdout(`released "${name}" (it was held by ${before?.owner ?? 'someone'}, token ${before?.token ?? '?'})\n`);
+    const holds = kind === 'semaphore' ? 'permit' : 'hold';
+    const count = before.length === 1 ? `1 ${holds}` : `${before.length} ${holds}s`;
+    io.stdout(`released ${count} of ${what} (held by ${who(before)})\n`);
   } else {
-    io.stdout(`"${name}" was not held: nothing to release\n`);
+    const which = token === undefined ? '' : ` with token ${token}`;
+    io.stdout(`${what} had no live holder${which}: nothing to release\n`);
   }
   return ExitCode.Ok;
 }

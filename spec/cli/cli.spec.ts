@@ -126,7 +126,7 @@ test('inspect shows one lock; a lock with no document exits 1', async () => {
   expect(missing).toMatchObject({
     code: 1,
     stdout: '',
-    stderr: 'mdlock: no lock or semaphore named "never-taken" in collection "locks"\n',
+    stderr: 'mdlock: no lock, semaphore or read-write lock named "never-taken" in collection "locks"\n',
   });
   expect(await mdlock.run(['inspect', 'never-taken', '--json'])).toMatchObject({ code: 1, stdout: 'null\n' });
 });
@@ -175,7 +175,7 @@ test('one-line errors: bad usage and a bad URI exit 64; an unreachable server ex
   const none = await mdlock.run([]);
   expect(none).toMatchObject({
     code: 64,
-    stderr: 'mdlock: missing command: run, ls, inspect, release or runs (see mdlock --help)\n',
+    stderr: 'mdlock: missing command: run, ls, inspect, release, runs or top (see mdlock --help)\n',
   });
   const noUri = await mdlock.run(['ls'], { MONGODB_URI: '' });
   expect(noUri).toMatchObject({ code: 64 });

@@ -10,6 +10,7 @@
 //   - a hold says `held` only while the document lists it (its token and mode, live by `$$NOW`),
 //     and every live holder in the document is a hold that says held (nothing left behind);
 //   - no live writer marker is left once a step has settled (a writer that gave up took it away);
+//   - inspect() shows a writer or readers, never both, and every hold that says held in its mode;
 //   - every promise settles, no unhandled rejection, close() resolves.
 // Sizes: FUZZ_RUNS (sequences), FUZZ_COMMANDS (longest sequence), FUZZ_MINUTES (see support.ts).
 // Replay: FUZZ_SEED, FUZZ_PATH and FUZZ_REPLAY_PATH, with the same FUZZ_COMMANDS as the failing run.
@@ -113,6 +114,24 @@ async function checkInvariants(model: Model, real: Real, step: string): Promise<
     if (!hold) problems.push(`the document lists token ${holder.token}, which no hold was given`);
     else if (!hold.held && !real.ended.has(hold))
       problems.push(`the document lists token ${holder.token} live, but its hold says not held`);
+  }
+  // inspect() through a manager still open shows what the document holds: a writer or readers,
+  // never both, and every hold that says held (with a second to spare) in its mode.
+  const open = real.managers.find((m) => !m.closed);
+  if (open) {
+    const info = await within(open.readWriteLock(real.name).inspect(), STEP, 'inspect()');
+    if (info.writer && info.readers.length > 0)
+      problems.push(`inspect() shows a writer and ${info.readers.length} readers`);
+    const shown = [
+      ...info.readers.map((h) => ({ token: h.token, mode: 'read' })),
+      ...(info.writer ? [{ token: info.writer.token, mode: 'write' }] : []),
+    ];
+    for (const claim of claims) {
+      if (!stored.now || claim.expiresAt.getTime() - stored.now.getTime() < 1000) continue;
+      const lease = real.leases.find((l) => l.token === claim.token);
+      if (lease?.held && !shown.some((h) => h.token === claim.token && h.mode === claim.mode))
+        problems.push(`inspect() does not show the ${claim.mode} hold ${claim.token}`);
+    }
   }
   for (let i = 1; i < real.tokens.length; i++) {
     if (real.tokens[i]! <= real.tokens[i - 1]!)

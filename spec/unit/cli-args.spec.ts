@@ -75,7 +75,19 @@ test('ls, inspect, release and help', () => {
     held: false,
   });
   expect(parseInvocation(['inspect', 'job'], env)).toMatchObject({ command: 'inspect', name: 'job' });
-  expect(parseInvocation(['release', '--force', 'job'], env)).toMatchObject({ command: 'release', name: 'job' });
+  expect(parseInvocation(['release', '--force', 'job'], env)).toMatchObject({
+    command: 'release',
+    name: 'job',
+    kind: undefined,
+    token: undefined,
+  });
+  expect(parseInvocation(['release', '--force', 'pool', '--kind', 'semaphore', '--token', '42'], env)).toMatchObject({
+    command: 'release',
+    name: 'pool',
+    kind: 'semaphore',
+    token: 42,
+  });
+  expect(usage('release')).toMatch(/--token <n> +only the permit or read-write hold whose fencing token is n/);
   expect(parseInvocation(['--help'], {})).toEqual({ command: 'help', topic: undefined });
   expect(parseInvocation(['run', '-h'], {})).toEqual({ command: 'help', topic: 'run' });
   expect(parseInvocation(['help', 'ls'], {})).toEqual({ command: 'help', topic: 'ls' });
@@ -84,7 +96,7 @@ test('ls, inspect, release and help', () => {
 });
 
 test('bad input: a one-line usage error naming what was wrong', () => {
-  fails([], /^missing command: run, ls, inspect, release or runs/);
+  fails([], /^missing command: run, ls, inspect, release, runs or top/);
   fails(['frob'], /^unknown command "frob"/);
   fails(['ls', '--bogus'], /^unknown option --bogus/);
   fails(['ls', '--ttl', '3s'], /^option --ttl is not an option of mdlock ls/);
@@ -110,6 +122,15 @@ test('bad input: a one-line usage error naming what was wrong', () => {
   fails(['run', 'job', '--held', '--', 'true'], /^option --held is not an option of mdlock run/);
   fails(['ls', '--', 'true'], /^mdlock ls runs no command/);
   fails(['release', 'job'], /^release frees the lock whoever holds it: add --force to confirm/);
+  fails(
+    ['release', '--force', 'job', '--kind', 'queue'],
+    /^--kind must be lock, semaphore or rwlock, received "queue"/,
+  );
+  for (const bad of ['0', '1.5', 'x', '-1']) {
+    fails(['release', '--force', 'job', `--token=${bad}`], /^--token must be a fencing token \(a whole number\)/);
+  }
+  fails(['release', '--force', 'job', '--kind', 'lock', '--token', '3'], /^--token picks a permit or read-write hold/);
+  fails(['inspect', 'job', '--token', '3'], /^option --token is not an option of mdlock inspect/);
   fails(['inspect', 'x'.repeat(600)], /^lock name must be at most 512 bytes long/);
   fails(['ls', '--connect-timeout', '0'], /^--connect-timeout must be a finite duration above 0/);
 });
@@ -224,5 +245,27 @@ test('runs: a schedule name, --limit (default 20) and --json', () => {
   fails(['ls', '--limit', '3'], /^option --limit is not an option of mdlock ls/);
   fails(['runs', 'job', '--', 'true'], /^mdlock runs runs no command/);
   fails(['runs', 'x'.repeat(600)], /^schedule name must be at most 512 bytes long/);
-  fails(['frob'], /^unknown command "frob": run, ls, inspect, release or runs/);
+  fails(['frob'], /^unknown command "frob": run, ls, inspect, release, runs or top/);
+});
+
+test('top: a pattern, --interval (default 1s, at least 100ms), --sort and --once', () => {
+  expect(parseInvocation(['top'], env)).toMatchObject({
+    command: 'top',
+    pattern: undefined,
+    interval: 1000,
+    once: false,
+    sort: 'name',
+  });
+  expect(parseInvocation(['top', 'job:*', '--interval', '250ms', '--sort', 'time', '--once'], env)).toMatchObject({
+    command: 'top',
+    pattern: 'job:*',
+    interval: 250,
+    once: true,
+    sort: 'time',
+  });
+  fails(['top', '--interval', '50ms'], /^--interval must be at least 100ms, received "50ms"/);
+  fails(['top', '--sort', 'owner'], /^--sort must be name, time or kind, received "owner"/);
+  fails(['top', 'a', 'b'], /^unexpected argument "b": top takes one pattern/);
+  fails(['top', '--json'], /^option --json is not an option of mdlock top/);
+  expect(usage('top')).toMatch(/Keys: n sort by name, t by time left, k by kind, q quit/);
 });
