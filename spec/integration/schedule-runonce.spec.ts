@@ -196,28 +196,28 @@ test('records live in <collection>.runs, with the indexes of runs() and of the c
   );
 });
 
-test('a running record is never removed by the clean-up, even past its retention: the tick runs once, and is recorded done', async () => {
-  const manager = await locks.manager({ collection: 'expiring' });
-  const runs = await locks.documents('expiring.runs');
-  const ancient = new Date(0); // a tick of 1970: its record is past its retention (7 days) from the start
-  let calls = 0;
-  const result = await manager.runOnce(
-    'ancient',
-    ancient,
-    async () => {
+test(
+  'a running record is never removed by the clean-up, even past its retention: the tick runs once, and is recorded done',
+  async () => {
+    const manager = await locks.manager({ collection: 'expiring' });
+    const runs = await locks.documents('expiring.runs');
+    const ancient = new Date(0); // a tick of 1970: its record is past its retention (7 days) from the start
+    let calls = 0;
+    const result = await manager.runOnce('ancient', ancient, async () => {
       if (++calls > 1) return calls; // run again: the failure below says so
       // A canary due for removal: once the TTL monitor has removed it, it has passed over the record too.
       await runs.insertOne({ _id: `canary-${calls}`, expireAt: new Date(0) } as never);
       await waitFor(async () => (await runs.countDocuments({ _id: `canary-${calls}` })) === 0, TTL_PASS);
       return calls;
-    },
-  );
-  expect(result).toEqual({ ran: true, result: 1 });
-  expect(calls).toBe(1);
-  // Settled, it is past its retention: the clean-up may remove it now (documented).
-  const doc = await runs.findOne({ _id: `ancient@${ancient.toISOString()}` } as never);
-  if (doc) expect(doc).toMatchObject({ outcome: 'done', expireAt: new Date(7 * 86_400_000) });
-}, TTL_TEST_TIMEOUT);
+    });
+    expect(result).toEqual({ ran: true, result: 1 });
+    expect(calls).toBe(1);
+    // Settled, it is past its retention: the clean-up may remove it now (documented).
+    const doc = await runs.findOne({ _id: `ancient@${ancient.toISOString()}` } as never);
+    if (doc) expect(doc).toMatchObject({ outcome: 'done', expireAt: new Date(7 * 86_400_000) });
+  },
+  TTL_TEST_TIMEOUT,
+);
 
 test('runCoordinator(): a manager closing while shouldRun() is in flight answers false, quietly; the tick stays free for the fleet', async () => {
   const closing = await locks.manager({ owner: 'closing' });
