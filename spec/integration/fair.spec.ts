@@ -246,3 +246,34 @@ test('fair must be a boolean; undefined is absent', async () => {
   expect(a.lease('x', { fair: undefined }).held).toBe(false);
   expect(() => a.lease('x', { fair: 'yes' as unknown as boolean })).toThrow(TypeError);
 });
+
+test('unfair contenders: held back by a hand-over (the lock is never free), not by the queue; an unfair release wakes fair waiters', async () => {
+  const a = await locks.manager({ owner: 'A' });
+  const b = await locks.manager({ owner: 'B' });
+  const holder = await a.acquire('mixed', { fair: true });
+  const waiter = b.lease('mixed', { fair: true });
+  const { acquiring } = await queueUp('mixed', waiter);
+  await expect(a.tryAcquire('mixed')).resolves.toBeNull(); // held
+  await holder.release();
+  await expect(a.tryAcquire('mixed')).resolves.toBeNull(); // handed over: held by B at once
+  await expect(acquiring).resolves.toBe(true);
+  // An unfair holder's release does not hand over; the fair waiter takes the lock when woken.
+  await waiter.release();
+  const unfair = await a.acquire('mixed');
+  const second = b.lease('mixed', { fair: true });
+  const { acquiring: waiting } = await queueUp('mixed', second);
+  await unfair.release();
+  await expect(waiting).resolves.toBe(true);
+  expect(await stored('mixed')).toMatchObject({ owner: 'B', queue: [] });
+  await second.release();
+});
+
+test('history: a fair release is recorded as released; a waiter leaving the queue records nothing', async () => {
+  const a = await locks.manager({ owner: 'A', fair: true, history: true, collection: 'fair_history' });
+  const holder = await a.acquire('recorded');
+  const quitter = a.lease('recorded');
+  await expect(quitter.acquire({ wait: 300 })).rejects.toBeInstanceOf(LockTimeoutError);
+  await holder.release();
+  const records = await a.history('recorded');
+  expect(records.map((r) => [r.token, r.outcome])).toEqual([[holder.token, 'released']]);
+});
