@@ -4,7 +4,7 @@
 import { LockTimeoutError, type HeldLease, type Lease, type LockManager } from '../../lib/index';
 import type { LockDocument, QueueEntry } from '../../lib/commands';
 import type { SemaphoreDocument } from '../../lib/semaphore-commands';
-import { elapse, lockFixture } from '../helpers/locks';
+import { commandsByTarget, elapse, lockFixture } from '../helpers/locks';
 import { nextEvent, waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '30s', poll: 50 });
@@ -276,4 +276,38 @@ test('history: a fair release is recorded as released; a waiter leaving the queu
   await holder.release();
   const records = await a.history('recorded');
   expect(records.map((r) => [r.token, r.outcome])).toEqual([[holder.token, 'released']]);
+});
+
+test('heartbeat: a constant number of commands per tick with holds and fair waits of both kinds mixed', async () => {
+  const other = await locks.manager({ owner: 'O' });
+  const blockers = [await other.acquire('mix-1'), await other.acquire('mix-2'), await other.acquire('mix-3')];
+  const full = await other.semaphore('mix-sem', { limit: 1 }).acquire();
+  const connection = await locks.db.connect({ monitorCommands: true });
+  const { mark, delta } = commandsByTarget(connection);
+  // One attempt per wait (a poll of a minute, no wake-ups): only the watchdog keeps the entries.
+  const w = await locks.manager({ connection, owner: 'W', ttl: 3000, heartbeat: 250, poll: '1m', wakeups: false });
+  const held = [await w.acquire('mix-held'), await w.semaphore('mix-held-sem', { limit: 2 }).acquire()];
+  const abort = new AbortController();
+  const waits = [
+    ...['mix-1', 'mix-2', 'mix-3'].map((name) => w.acquire(name, { fair: true, signal: abort.signal })),
+    ...[1, 2].map(() => w.semaphore('mix-sem', { limit: 1, fair: true }).acquire({ signal: abort.signal })),
+  ];
+  for (const p of waits) p.catch(() => {}); // aborted at the end
+  await waitFor(async () => (await liveQueue('mix-sem', 'locks.semaphores')).length === 2);
+  await waitFor(async () => (await liveQueue('mix-3')).length === 1);
+  mark();
+  await elapse(4000); // longer than the entries' ttl: only the watchdog's renewals keep them
+  for (const name of ['mix-1', 'mix-2', 'mix-3']) expect((await liveQueue(name)).map((e) => e.owner)).toEqual(['W']);
+  expect(await liveQueue('mix-sem', 'locks.semaphores')).toHaveLength(2);
+  const ticks = delta('find locks');
+  expect(ticks).toBeGreaterThanOrEqual(5);
+  // Per tick: locks renewed + lock queue entries renewed; permits likewise; one read of each kind.
+  expect(Math.abs(delta('update locks') - 2 * ticks)).toBeLessThanOrEqual(2);
+  expect(Math.abs(delta('update locks.semaphores') - 2 * ticks)).toBeLessThanOrEqual(2);
+  expect(Math.abs(delta('find locks.semaphores') - ticks)).toBeLessThanOrEqual(2);
+  expect(delta('findAndModify locks')).toBe(0); // the waits sent no attempt meanwhile
+  abort.abort(new Error('done'));
+  await Promise.allSettled(waits);
+  expect(await liveQueue('mix-sem', 'locks.semaphores')).toEqual([]);
+  await Promise.all([...held, ...blockers, full].map((l) => l.release()));
 });
