@@ -311,3 +311,16 @@ test('heartbeat: a constant number of commands per tick with holds and fair wait
   expect(await liveQueue('mix-sem', 'locks.semaphores')).toEqual([]);
   await Promise.all([...held, ...blockers, full].map((l) => l.release()));
 });
+
+test('caller values enter the fair commands as literals: an owner like $token is queued and handed over as written', async () => {
+  const a = await locks.manager({ owner: 'A', fair: true });
+  const b = await locks.manager({ owner: '$token', fair: true });
+  const holder = await a.acquire('literal');
+  const waiter = b.lease('literal', { ttl: 7000 });
+  const { acquiring } = await queueUp('literal', waiter);
+  expect(await liveQueue('literal')).toEqual([expect.objectContaining({ owner: '$token', ttl: 7000 })]);
+  await holder.release();
+  expect(await stored('literal')).toMatchObject({ owner: '$token', ttl: 7000 });
+  await expect(acquiring).resolves.toBe(true);
+  await waiter.release();
+});
