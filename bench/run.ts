@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import mongoose from 'mongoose';
 import { startEngine } from '../scripts/engine.cjs';
 import { contended } from './scenarios/contended';
+import { fair } from './scenarios/fair';
 import { handover } from './scenarios/handover';
 import { heartbeat } from './scenarios/heartbeat';
 import { pause } from './scenarios/pause';
@@ -19,7 +20,7 @@ import { semaphore } from './scenarios/semaphore';
 import { uncontended } from './scenarios/uncontended';
 import type { Context, Row } from './support';
 
-const scenarios = { uncontended, semaphore, handover, contended, heartbeat, schedule, pause } as const;
+const scenarios = { uncontended, semaphore, handover, fair, contended, heartbeat, schedule, pause } as const;
 
 function options() {
   try {

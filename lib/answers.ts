@@ -44,6 +44,10 @@ export interface ReleaseAnswer {
   /** Missing when a retry was answered from the stored document. */
   live?: boolean;
   contended?: boolean;
+  /** A fair release or leave: whether the lease id held the lock (else it was only queued). */
+  held?: boolean;
+  /** A fair release or leave: the live waiters queued but this one (a release hands over to the first). */
+  waiters?: number;
 }
 
 /** A hold's state as the watchdog reads it back. */

@@ -107,6 +107,8 @@ export interface AcquireRequest {
   readonly waiting?: boolean;
   /** History is on: stash the hold this one takes over as `previous`, and answer with it. */
   readonly history?: boolean;
+  /** Fair waiting: queue behind the live waiters that came first (see {@link fairAcquireCommand}). */
+  readonly fair?: boolean;
   /**
    * The server gives up on the command after this many ms (`maxTimeMS`, and `wtimeoutMS` for the
    * majority acknowledgement), so that it abandons what the client gave up on.
@@ -121,6 +123,49 @@ export function serverBound(maxTimeMS: number | undefined, writeConcern: { reado
   const ms = Math.min(2 ** 31 - 1, Math.max(1, Math.ceil(maxTimeMS)));
   const wait = writeConcern.w === 'majority' ? { writeConcern: { ...writeConcern, wtimeoutMS: ms } } : {};
   return { maxTimeMS: ms, ...wait };
+}
+
+/** The next fencing token: max(previous + 1, the server's time in ms). */
+export const nextToken = { $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] };
+
+/** The hold an acquisition writes (a retried one that finds its own keeps token, acquiredAt, previous). */
+function newHold(id: { $literal: string }, owner: string, ttl: number) {
+  /** A field of the hold that a retried attempt finds already its own keeps its value. */
+  const kept = (field: string, value: unknown) => ({ $cond: ['$$mine', `$${field}`, value] });
+  const hold: Record<string, unknown> = {
+    _id: '$_id',
+    token: kept('token', nextToken),
+    leaseId: id,
+    owner: { $literal: owner },
+    acquiredAt: kept('acquiredAt', '$$NOW'),
+    expiresAt: { $add: ['$$NOW', { $literal: ttl }] },
+    ttl: { $literal: ttl },
+  };
+  return { hold, previous: kept('previous', endedHold) };
+}
+
+/** An acquisition's answer: whether it is ours, and the hold's state; `remaining` as given. */
+function acquireAnswer(id: { $literal: string }, remaining: unknown, history: boolean) {
+  const projection: Record<string, unknown> = {
+    _id: 0,
+    mine: { $eq: ['$leaseId', id] },
+    token: 1,
+    owner: 1,
+    expiresAt: 1,
+    remaining,
+  };
+  if (history) projection.previous = 1;
+  return projection;
+}
+
+/** The options of an acquisition: an upsert answering with the document after, bounded on the server. */
+export function upsertOptions<P extends object>(projection: P, maxTimeMS: number | undefined) {
+  return {
+    upsert: true,
+    returnDocument: 'after',
+    projection,
+    ...serverBound(maxTimeMS, DURABLE.writeConcern),
+  } as const;
 }
 
 /**
@@ -144,21 +189,13 @@ export function serverBound(maxTimeMS: number | undefined, writeConcern: { reado
  * `'$$NOW'` or `'$token'` is stored as written, never evaluated.
  */
 export function acquireCommand(request: AcquireRequest) {
+  // A forced attempt takes the lock whatever its state, a fair queue included.
+  if (request.fair === true && request.force !== true) return fairAcquireCommand(request);
   const { name, leaseId, owner, ttl, force = false, waiting = false, history = false, maxTimeMS } = request;
   const id = { $literal: leaseId };
   const ours = { $eq: ['$leaseId', id] };
-  /** A field of the hold that a retried attempt finds already its own keeps its value. */
-  const kept = (field: string, value: unknown) => ({ $cond: ['$$mine', `$${field}`, value] });
-  const hold: Record<string, unknown> = {
-    _id: '$_id',
-    token: kept('token', { $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] }),
-    leaseId: id,
-    owner: { $literal: owner },
-    acquiredAt: kept('acquiredAt', '$$NOW'),
-    expiresAt: { $add: ['$$NOW', { $literal: ttl }] },
-    ttl: { $literal: ttl },
-  };
-  if (history) hold.previous = kept('previous', endedHold);
+  const { hold, previous } = newHold(id, owner, ttl);
+  if (history) hold.previous = previous;
   // Busy: left as it is, but for the contended mark. Free, expired or our own: the new hold.
   const busy = waiting ? { $mergeObjects: ['$$ROOT', { contended: true }] } : '$$ROOT';
   const taken = force ? hold : { $cond: [{ $or: [...isFree.$or, ours] }, hold, busy] };
@@ -169,22 +206,18 @@ export function acquireCommand(request: AcquireRequest) {
       },
     },
   ];
-  const projection: Record<string, unknown> = {
-    _id: 0,
-    mine: ours,
-    token: 1,
-    owner: 1,
-    expiresAt: 1,
-    remaining: remainingMs,
-  };
-  if (history) projection.previous = 1;
-  const options = {
-    upsert: true,
-    returnDocument: 'after',
-    projection,
-    ...serverBound(maxTimeMS, DURABLE.writeConcern),
-  } as const;
+  const options = upsertOptions(acquireAnswer(id, remainingMs, history), maxTimeMS);
   return { filter: { _id: name }, update, options };
+}
+
+/** The options of a release: answered from the document as it was, not durable, bounded on the server. */
+export function releaseOptions<P extends object>(projection: P, maxTimeMS: number | undefined) {
+  return {
+    returnDocument: 'before',
+    projection,
+    ...RELAXED,
+    ...serverBound(maxTimeMS, RELAXED.writeConcern),
+  } as const;
 }
 
 /**
@@ -195,12 +228,7 @@ export function acquireCommand(request: AcquireRequest) {
 export function releaseCommand(name: string, leaseId: string, history = false, maxTimeMS?: number) {
   const live = { $gt: ['$expiresAt', '$$NOW'] };
   const projection = history ? { ...holdProjection, live, contended: 1 } : { _id: 0, live, contended: 1 };
-  const options = {
-    returnDocument: 'before',
-    projection,
-    ...RELAXED,
-    ...serverBound(maxTimeMS, RELAXED.writeConcern),
-  } as const;
+  const options = releaseOptions(projection, maxTimeMS);
   return { filter: { _id: name, leaseId }, update: [{ $set: freeIt }], options };
 }
 
@@ -264,3 +292,193 @@ export const historyProjection = {
   endedAt: 1,
   outcome: 1,
 } as const;
+
+// Fair waiting (`fair: true`, see docs/fairness.md). The waiters of a lock queue in its document,
+// in `queue`, in the order the server appended them: the order waits began, by no client's clock.
+// An entry expires like a hold (its `expiresAt` is $$NOW + its ttl, renewed by each attempt and by
+// the watchdog), so a waiter that died stops blocking the queue after its ttl.
+
+/** One fair waiter, queued in a lock's or a semaphore's document. */
+export interface QueueEntry {
+  /** The id the waiter's hold will have: the hand-over makes it the holder under this id. */
+  leaseId: string;
+  owner: string;
+  /** The lease duration of the waiter's hold (and of its entry). */
+  ttl: number;
+  /** When the entry ends unless renewed: after that the waiter counts as gone. */
+  expiresAt: Date;
+}
+
+/** The live entries of the queue (an expired one is dropped by the next write). */
+export const liveQueue = {
+  $filter: { input: { $ifNull: ['$queue', []] }, as: 'e', cond: { $gt: ['$$e.expiresAt', '$$NOW'] } },
+};
+
+/** The live entries but `id`'s own ($literal): what is left of the queue once that waiter leaves it. */
+export const queueWithout = (id: { $literal: string }) => ({
+  $filter: {
+    input: { $ifNull: ['$queue', []] },
+    as: 'e',
+    cond: { $and: [{ $gt: ['$$e.expiresAt', '$$NOW'] }, { $ne: ['$$e.leaseId', id] }] },
+  },
+});
+
+/**
+ * How many live entries are ahead of `id` in `$$queue` (the live queue): its place, or the
+ * whole queue if it is not queued yet (it would join at the back).
+ */
+export const aheadOf = (id: { $literal: string }) => ({
+  $let: {
+    vars: { at: { $indexOfArray: ['$$queue.leaseId', id] } },
+    in: { $cond: [{ $lt: ['$$at', 0] }, { $size: '$$queue' }, '$$at'] },
+  },
+});
+
+/**
+ * The queue after a busy fair attempt: `id` joins at the back, or, already queued, has its
+ * entry's expiry pushed to $$NOW + ttl (its place kept) once less than half the ttl is left.
+ * Not before: then the attempt changes nothing, and the server skips the write (and its journal
+ * flush), as it does for a busy unfair attempt on a lock already marked contended. Every waiter
+ * tries again at each release, so this saves a durable write per waiter per hand-over.
+ */
+export function joinQueue(id: { $literal: string }, owner: string, ttl: number) {
+  const expiresAt = { $add: ['$$NOW', { $literal: ttl }] };
+  const entry = { leaseId: id, owner: { $literal: owner }, ttl: { $literal: ttl }, expiresAt };
+  const due = { $lt: ['$$e.expiresAt', { $add: ['$$NOW', { $literal: ttl / 2 }] }] };
+  return {
+    $cond: [
+      { $in: [id, '$$queue.leaseId'] },
+      {
+        $map: {
+          input: '$$queue',
+          as: 'e',
+          in: {
+            $cond: [{ $and: [{ $eq: ['$$e.leaseId', id] }, due] }, { $mergeObjects: ['$$e', { expiresAt }] }, '$$e'],
+          },
+        },
+      },
+      { $concatArrays: ['$$queue', [entry]] },
+    ],
+  };
+}
+
+/**
+ * A fair attempt (see {@link acquireCommand}, which sends this for `fair` requests). It takes the
+ * lock only if it is free (or its own, the retried path) AND no live waiter is queued ahead of it;
+ * the grant takes it out of the queue. Otherwise a `waiting` contender joins the queue (or
+ * refreshes its entry) and marks the lock contended; one attempt alone (`tryAcquire`) changes
+ * nothing. Dead entries go with any write. A busy answer's `remaining` is the holder's time left,
+ * or the ttl when the lock is free but others are ahead (they take it on their own attempts or
+ * are handed it by a release; this waiter keeps to its poll and its wake-up signal).
+ */
+function fairAcquireCommand(request: AcquireRequest) {
+  const { name, leaseId, owner, ttl, waiting = false, history = false, maxTimeMS } = request;
+  const id = { $literal: leaseId };
+  const ours = { $eq: ['$leaseId', id] };
+  const left = { $filter: { input: '$$queue', as: 'e', cond: { $ne: ['$$e.leaseId', id] } } };
+  const { hold, previous } = newHold(id, owner, ttl);
+  hold.queue = left;
+  // Others still wait: this hold's release must hand over and signal.
+  hold.contended = { $cond: [{ $gt: [{ $size: left }, 0] }, true, '$$REMOVE'] };
+  if (history) hold.previous = previous;
+  const busy = waiting
+    ? { $mergeObjects: ['$$ROOT', { contended: true, queue: joinQueue(id, owner, ttl) }] }
+    : '$$ROOT';
+  const mayTake = { $or: ['$$mine', { $and: [isFree, { $eq: [aheadOf(id), 0] }] }] };
+  const update = [
+    {
+      $replaceWith: {
+        $let: {
+          vars: { mine: { $and: [ours, { $gt: ['$expiresAt', '$$NOW'] }] }, queue: liveQueue },
+          in: { $cond: [mayTake, hold, busy] },
+        },
+      },
+    },
+  ];
+  const remaining = { $cond: [{ $gt: ['$expiresAt', '$$NOW'] }, remainingMs, { $literal: ttl }] };
+  const options = upsertOptions(acquireAnswer(id, remaining, history), maxTimeMS);
+  return { filter: { _id: name }, update, options };
+}
+
+/**
+ * The release of a fair lease, and the leave of a fair waiter (one command for both, so that a
+ * waiter that gives up also gives back a lock handed to it meanwhile). If `leaseId` holds the
+ * lock (live or not), or the lock is free, and a live waiter is queued, the first one becomes the
+ * holder in this same update: new token, its own ttl from $$NOW, out of the queue. Otherwise a
+ * hold of `leaseId` is freed as {@link releaseCommand} frees it. Either way `leaseId` leaves the
+ * queue, and dead entries go. Answers from the document as it was: `held` (leaseId held it),
+ * `live`, `contended`, and `waiters` (live ones but `leaseId`), so that a hand-over is signalled.
+ * Not durable ({@link RELAXED}); a lost hand-over leaves the lock held by the next waiter, whose
+ * next attempt finds it its own.
+ */
+export function fairReleaseCommand(name: string, leaseId: string, history = false, maxTimeMS?: number) {
+  const id = { $literal: leaseId };
+  const next = { $ne: ['$_next', null] };
+  const held = '$_held';
+  const stay = (field: string, freed: unknown) => ({ $cond: [held, freed, `$${field}`] });
+  const update = [
+    { $set: { _rest: queueWithout(id), _held: { $eq: ['$leaseId', id] } } },
+    {
+      $set: {
+        _next: {
+          $cond: [
+            { $and: [{ $or: [held, isFree] }, { $gt: [{ $size: '$_rest' }, 0] }] },
+            { $arrayElemAt: ['$_rest', 0] },
+            null,
+          ],
+        },
+      },
+    },
+    {
+      $set: {
+        token: { $cond: [next, nextToken, '$token'] },
+        leaseId: { $cond: [next, '$_next.leaseId', stay('leaseId', null)] },
+        owner: { $cond: [next, '$_next.owner', '$owner'] },
+        ttl: { $cond: [next, '$_next.ttl', '$ttl'] },
+        acquiredAt: { $cond: [next, '$$NOW', '$acquiredAt'] },
+        expiresAt: { $cond: [next, { $add: ['$$NOW', '$_next.ttl'] }, stay('expiresAt', freeIt.expiresAt)] },
+        freedAt: { $cond: [next, '$$REMOVE', stay('freedAt', freeIt.freedAt)] },
+        contended: {
+          $cond: [
+            next,
+            { $cond: [{ $gt: [{ $size: '$_rest' }, 1] }, true, '$$REMOVE'] },
+            stay('contended', '$$REMOVE'),
+          ],
+        },
+        previous: { $cond: [next, '$$REMOVE', '$previous'] },
+        queue: { $cond: [next, { $slice: ['$_rest', 1, { $add: [{ $size: '$_rest' }, 1] }] }, '$_rest'] },
+      },
+    },
+    { $unset: ['_rest', '_held', '_next'] },
+  ];
+  const live = { $gt: ['$expiresAt', '$$NOW'] };
+  const answer = { held: { $eq: ['$leaseId', id] }, contended: 1, waiters: { $size: queueWithout(id) } };
+  const projection = history
+    ? { ...holdProjection, live: { $and: [answer.held, live] }, ...answer }
+    : { _id: 0, live: { $and: [answer.held, live] }, ...answer };
+  const options = releaseOptions(projection, maxTimeMS);
+  return { filter: { _id: name, $or: [{ leaseId }, { 'queue.leaseId': leaseId }] }, update, options };
+}
+
+/**
+ * The watchdog's renewal of a batch of fair waiters' queue entries (in a lock's or a semaphore's
+ * document: the same shape): each one still queued and unexpired gets its own ttl from $$NOW. An
+ * entry that expired on the server's clock is never revived: its waiter has left the queue.
+ */
+export function renewQueueCommand(waits: readonly { readonly name: string; readonly leaseId: string }[]) {
+  const ids = { $literal: waits.map((w) => w.leaseId) };
+  const renewed = {
+    $cond: [
+      { $and: [{ $in: ['$$e.leaseId', ids] }, { $gt: ['$$e.expiresAt', '$$NOW'] }] },
+      { $mergeObjects: ['$$e', { expiresAt: { $add: ['$$NOW', '$$e.ttl'] } }] },
+      '$$e',
+    ],
+  };
+  return {
+    filter: {
+      _id: { $in: [...new Set(waits.map((w) => w.name))] },
+      'queue.leaseId': { $in: waits.map((w) => w.leaseId) },
+    },
+    update: [{ $set: { queue: { $map: { input: '$queue', as: 'e', in: renewed } } } }],
+  };
+}

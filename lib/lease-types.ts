@@ -9,6 +9,7 @@ import type { ManagerSettings } from './options.js';
 import type { AcquireResult, ReleaseResult } from './store.js';
 import type { HoldKind } from './telemetry.js';
 import type { Watch } from './wakeups.js';
+import type { WatchedWait } from './watchdog.js';
 
 /** Payload of `acquired`. */
 export interface AcquiredEvent {
@@ -63,7 +64,7 @@ export interface LeaseStore {
    */
   acquire(request: AcquireRequest, late?: (result: AcquireResult) => void): Promise<AcquireResult>;
   /** Frees the lock if `leaseId` holds it. `lapsed`: the hold ran out locally (history says expired). */
-  release(name: string, leaseId: string, timeout?: number, lapsed?: boolean): Promise<ReleaseResult>;
+  release(name: string, leaseId: string, timeout?: number, lapsed?: boolean, fair?: boolean): Promise<ReleaseResult>;
 }
 
 /** What a lease needs from its manager. @internal */
@@ -89,6 +90,8 @@ export interface LeaseHost {
    * close), and its watchdog renews and re-reads the hold while it lasts.
    */
   held(lease: Lease, hold: Hold, isHeld: boolean): void;
+  /** A fair waiter joined (`true`) or left (`false`) a queue: the watchdog renews its entry meanwhile. */
+  waiting?(wait: WatchedWait, isWaiting: boolean): void;
   /** Resolves once the watchdog's tick in flight has settled: no renewal of it lands after this. */
   settled(): Promise<void>;
   /** Registers a wait for `name` (its sleeps end early when the lock is freed); `done()` it at the end. */

@@ -233,6 +233,21 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     const { store, settings, closing, clock, host } = this.#context;
     const started = clock.now();
     const current = { leaseId: randomLeaseId(), ended: false };
+    // Fair waiting: a busy answer queued this wait under its lease id, and a release may hand it
+    // the lock at any moment. The watchdog renews the entry while the wait sleeps; the wait's end
+    // (given up, timed out, aborted, closed) leaves the queue and gives back a lock handed to it.
+    const fair = this.#timing.fair === true && waits && !force;
+    const queued = fair
+      ? {
+          name: this.name,
+          get leaseId() {
+            return current.leaseId;
+          },
+          interval: this.#timing.interval,
+          permit: this.#context.permit === true,
+        }
+      : undefined;
+    let inQueue = false;
     /** The last attempt with `current.leaseId` may hold the lock. */
     let unknown: boolean;
     // A timed-out attempt that the server applied after all: give it back, unless this loop
@@ -253,6 +268,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
           ttl: this.#timing.ttl,
           force,
           waiting: waits,
+          fair: this.#timing.fair === true,
         };
         watch?.mark();
         const sentAt = clock.now();
@@ -260,9 +276,15 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
         try {
           unknown = true;
           result = await store.acquire(request, late(leaseId));
-          unknown = result.acquired;
+          // Queued (fair), this lease id may be handed the lock: as unknown as a lost answer.
+          unknown = result.acquired || fair;
+          if (queued && !result.acquired && !inQueue) {
+            inQueue = true;
+            host.waiting?.(queued, true);
+          }
         } catch (error) {
-          unknown = isConnectionError(error) && !isClosedConnection(error); // a closed connection sent nothing
+          // a closed connection sent nothing; a queued fair wait must still leave its queue
+          unknown = inQueue || (isConnectionError(error) && !isClosedConnection(error));
           if (!strategy || !isConnectionError(error) || isClosedConnection(error)) throw error;
           host.report(error, this); // a wait rides out a passing outage (not a closed connection), retrying
         }
@@ -310,6 +332,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
       }
     } finally {
       current.ended = true;
+      if (inQueue) host.waiting?.(queued!, false);
       if (unknown!) await this.#giveBack(current.leaseId);
     }
   }
@@ -367,7 +390,13 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     const hold = this.#hold!;
     // Stop the work and the renewals before the release lands; a close says so in the reason.
     this.#end(hold, closing ? (this.#context.closing.reason as Error) : releasedReason(this.name));
-    const { outcome, contended } = await this.#context.store.release(this.name, hold.leaseId);
+    const { outcome, contended } = await this.#context.store.release(
+      this.name,
+      hold.leaseId,
+      undefined,
+      false,
+      this.#timing.fair === true,
+    );
     // Resolve only once waiters elsewhere have been told: a process may exit right after this.
     if (outcome === 'released' || outcome === 'expired') await this.#context.host.freed(this.name, contended);
     if (outcome === 'released') {
@@ -425,8 +454,9 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     const { store, host } = this.#context;
     const work = (async () => {
       await host.settled();
-      const { outcome, contended } = await store.release(this.name, leaseId, undefined, lapsed);
-      if (outcome === 'released' || outcome === 'expired') await host.freed(this.name, contended);
+      const { outcome, contended } = await store.release(this.name, leaseId, undefined, lapsed, this.#timing.fair);
+      // Fair: a waiter that left the queue ('freed') may have moved it on: a hand-over to signal.
+      if (outcome === 'released' || outcome === 'expired' || contended) await host.freed(this.name, contended);
     })().catch(() => {});
     host.pending(work);
     return work;

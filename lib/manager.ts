@@ -145,13 +145,18 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     });
     const store = this.#store;
     this.#semaphores = new SemaphoreStore(store, `${settings.collection}.semaphores`, settings.commandTimeout);
+    const semaphores = this.#semaphores;
     this.#rwlocks = new SemaphoreStore(store, `${settings.collection}.rwlocks`, settings.commandTimeout);
     this.#readRwLocks = rwLockReader(store, this.#rwlocks.collectionName, settings.commandTimeout);
     this.#watchdog = new Watchdog(
       {
         renew: (h, t) => store.renew(h, t),
         read: (n, t) => store.read(n, t),
-        permits: permitStores(this.#semaphores, this.#rwlocks),
+        renewQueued: (w, t) => store.renewQueued(w, t),
+        permits: {
+          ...permitStores(this.#semaphores, this.#rwlocks),
+          renewQueued: (w, t) => semaphores.renewQueued(w, t),
+        },
       },
       (error) => this.#report(error),
     );
@@ -180,6 +185,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
             this.#held.delete(lease);
           }
         },
+        waiting: (wait, isWaiting) => (isWaiting ? this.#watchdog.addWait(wait) : this.#watchdog.removeWait(wait)),
         settled: () => this.#watchdog.idle(),
         watch: (name) => this.#wakeups.watch(name),
         pending: (work) => this.#track(work),
@@ -534,9 +540,13 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   /** Checks the arguments (throwing at once); a closed manager is left to the lease, which rejects. */
   #prepare(name: string, options: ManagerAcquireOptions | TryAcquireOptions | undefined, wait: number | undefined) {
     // Options whose value is undefined are left out here, so they cannot replace the default wait.
-    const { ttl, heartbeat, ...acquire } = checkObject(options, 'options');
+    const { ttl, heartbeat, fair, ...acquire } = checkObject(options, 'options');
     const plan = waitPlan({ wait, ...acquire }, this.#settings.poll, 'options');
-    const lease = new Lease(checkName(name), leaseTiming(this.#settings, { ttl, heartbeat }, 'options'), this.#context);
+    const lease = new Lease(
+      checkName(name),
+      leaseTiming(this.#settings, { ttl, heartbeat, fair }, 'options'),
+      this.#context,
+    );
     return { lease, plan };
   }
 

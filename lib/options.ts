@@ -45,6 +45,12 @@ export interface LockManagerOptions {
    * the defaults, or where and for how long. See {@link LockManager.history}. @defaultValue `false`
    */
   readonly history?: boolean | HistoryOptions;
+  /**
+   * Fair waiting for every lock and semaphore of this manager that does not say otherwise: waiters
+   * are served in the order they began to wait, across processes. See {@link LeaseOptions.fair}.
+   * @defaultValue `false`
+   */
+  readonly fair?: boolean;
 }
 
 /** Where and for how long {@link LockManagerOptions.history} keeps its records. */
@@ -61,6 +67,13 @@ export interface LeaseOptions {
   readonly ttl?: Duration;
   /** @defaultValue the manager's `heartbeat`, or the lease's ttl / 3 when it sets its own ttl */
   readonly heartbeat?: Duration | false;
+  /**
+   * Fair (FIFO) waiting: among live waiters, one is granted before every waiter that began waiting
+   * after it, across processes; a release hands the lock straight to the next waiter. A waiter that
+   * gives up or dies leaves the queue (at the latest when its entry's ttl runs out). Contenders
+   * without `fair` are not held back by the queue. See docs/fairness.md. @defaultValue the manager's `fair`
+   */
+  readonly fair?: boolean;
 }
 
 /** The manager's options, parsed and checked once. */
@@ -78,6 +91,8 @@ export interface ManagerSettings {
   /** Seconds a free lock document is kept, or `false`: kept forever. */
   readonly cleanupAfter: number | false;
   readonly history: HistorySettings;
+  /** Fair waiting by default. */
+  readonly fair: boolean;
 }
 
 /** The history's settings: read from `collection` always, written to only when `enabled`. */
@@ -96,6 +111,8 @@ export interface LeaseTiming {
   readonly margin: number;
   /** How often the watchdog checks the lease: its heartbeat, or ttl / 3 without one. */
   readonly interval: number;
+  /** Fair (FIFO) waiting; absent: not fair. */
+  readonly fair?: boolean;
 }
 
 const MAX_NAME_BYTES = 512;
@@ -227,6 +244,7 @@ export function resolveManagerOptions(input: LockManagerOptions | undefined): Ma
         : parseDuration(options.commandTimeout, 'options.commandTimeout'),
     wakeups: booleanOption(options.wakeups, DEFAULTS.wakeups, 'options.wakeups'),
     cleanupAfter: retentionOption(options.cleanupAfter, DEFAULTS.cleanupAfter, 'options.cleanupAfter'),
+    fair: booleanOption(options.fair, false, 'options.fair'),
   };
   const heartbeat =
     options.heartbeat === undefined
@@ -267,5 +285,6 @@ export function leaseTiming(
       heartbeat,
     );
   }
-  return { ttl, heartbeat, margin, interval: heartbeat === false ? ttl / 3 : heartbeat };
+  const fair = booleanOption(options.fair, settings.fair, `${what}.fair`);
+  return { ttl, heartbeat, margin, interval: heartbeat === false ? ttl / 3 : heartbeat, fair };
 }

@@ -190,7 +190,8 @@ export function declareReadWriteLock(
   const checked = checkName(name, 'read-write lock name');
   const what = 'read-write lock options';
   const { ttl, heartbeat } = checkObject(input, what);
-  const timing = leaseTiming(settings, { ttl, heartbeat }, what);
+  // Read-write locks keep their own order (writer preference): a manager's `fair` is not theirs.
+  const timing = { ...leaseTiming(settings, { ttl, heartbeat }, what), fair: false };
   const timeout = settings.commandTimeout;
   const declared: Declared = {
     base: context,

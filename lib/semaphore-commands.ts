@@ -1,7 +1,18 @@
 // The commands of counting semaphores, as pure values (lib/semaphore-store.ts sends them). Like
 // the lock's (lib/commands.ts): one update pipeline per change, every caller value a `$literal`,
 // every expiry judged by the server's `$$NOW`.
-import { DURABLE, RELAXED, serverBound } from './commands.js';
+import {
+  DURABLE,
+  releaseOptions,
+  aheadOf,
+  nextToken,
+  joinQueue,
+  liveQueue,
+  queueWithout,
+  serverBound,
+  upsertOptions,
+  type QueueEntry,
+} from './commands.js';
 
 /**
  * One semaphore: one document, in `<collection>.semaphores`, kept (never removed by the library)
@@ -18,6 +29,8 @@ export interface SemaphoreDocument {
   holders: PermitHolder[];
   /** A contender found every permit taken and waits: a release signals waiters in other processes. */
   contended?: boolean;
+  /** Fair waiters, in the order they began to wait (see docs/fairness.md). */
+  queue?: QueueEntry[];
 }
 
 /** One hold of a permit. */
@@ -42,10 +55,19 @@ export interface PermitRequest {
   readonly ttl: number;
   /** The contender will wait if every permit is taken: mark the semaphore `contended`. */
   readonly waiting?: boolean;
+  /** Fair waiting: no permit while live waiters queued ahead would be left without one. */
+  readonly fair?: boolean;
   readonly maxTimeMS?: number;
 }
 
 const holders = { $ifNull: ['$holders', []] };
+
+/** The variables of an acquisition: the live holders, the stored limit, the next token. */
+const permitVars = (limit: number) => ({
+  live: { $filter: { input: holders, as: 'h', cond: liveHolder('$$h') } },
+  stored: { $ifNull: ['$limit', { $literal: limit }] },
+  next: nextToken,
+});
 const liveHolder = (h: string) => ({ $gt: [`${h}.expiresAt`, '$$NOW'] });
 
 /** An acquisition's answer of the hold of `leaseId`, if it has one (shared with read-write locks). */
@@ -117,6 +139,7 @@ export function permitProjection(leaseId: string) {
  * `waiting` contender that finds every permit taken marks the document `contended`.
  */
 export function acquirePermitCommand(request: PermitRequest) {
+  if (request.fair === true) return fairPermitCommand(request);
   const { name, limit, leaseId, owner, ttl, waiting = false, maxTimeMS } = request;
   const { id, grant, renewMine } = grantParts(leaseId, owner, ttl);
   const busy = waiting ? { $mergeObjects: ['$$ROOT', { contended: true }] } : '$$ROOT';
@@ -124,11 +147,7 @@ export function acquirePermitCommand(request: PermitRequest) {
     {
       $replaceWith: {
         $let: {
-          vars: {
-            live: { $filter: { input: holders, as: 'h', cond: liveHolder('$$h') } },
-            stored: { $ifNull: ['$limit', { $literal: limit }] },
-            next: { $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] },
-          },
+          vars: permitVars(limit),
           in: {
             $switch: {
               branches: [
@@ -161,6 +180,129 @@ export function acquirePermitCommand(request: PermitRequest) {
 }
 
 /**
+ * A fair attempt to take a permit: as {@link acquirePermitCommand}, but a permit is granted only
+ * if there are enough free ones for every live waiter queued ahead of this one, and this one;
+ * the grant takes it out of the queue. Otherwise a `waiting` contender joins the queue at the
+ * back (or, already queued, renews its entry, keeping its place). Dead entries go with any write.
+ */
+function fairPermitCommand(request: PermitRequest) {
+  const { name, limit, leaseId, owner, ttl, waiting = false, maxTimeMS } = request;
+  const { id, grant, renewMine } = grantParts(leaseId, owner, ttl);
+  const busy = waiting
+    ? { $mergeObjects: ['$$ROOT', { contended: true, queue: joinQueue(id, owner, ttl) }] }
+    : '$$ROOT';
+  const left = { $filter: { input: '$$queue', as: 'e', cond: { $ne: ['$$e.leaseId', id] } } };
+  const granted = {
+    limit: { $literal: limit },
+    token: '$$next',
+    holders: { $concatArrays: ['$$live', [grant]] },
+    queue: left,
+  };
+  const update = [
+    {
+      $replaceWith: {
+        $let: {
+          vars: { ...permitVars(limit), queue: liveQueue },
+          in: {
+            $switch: {
+              branches: [
+                { case: { $ne: ['$$stored', { $literal: limit }] }, then: '$$ROOT' },
+                { case: { $in: [id, '$$live.leaseId'] }, then: { $mergeObjects: ['$$ROOT', { holders: renewMine }] } },
+                {
+                  case: { $lt: [{ $add: [{ $size: '$$live' }, aheadOf(id)] }, { $literal: limit }] },
+                  then: { $mergeObjects: ['$$ROOT', granted] },
+                },
+              ],
+              default: busy,
+            },
+          },
+        },
+      },
+    },
+  ];
+  const options = upsertOptions({ ...permitProjection(leaseId), remaining: fairRemaining(ttl) }, maxTimeMS);
+  return { filter: { _id: name }, update, options };
+}
+
+/**
+ * A fair busy answer's time to wait: until the earliest live hold ends, or the ttl if none is live
+ * (the permits are free but waiters ahead will take them: keep to the poll and the wake-up signal).
+ */
+function fairRemaining(ttl: number) {
+  const ends = { $filter: { input: holders, as: 'h', cond: liveHolder('$$h') } };
+  return {
+    $ifNull: [
+      { $subtract: [{ $min: { $map: { input: ends, as: 'h', in: '$$h.expiresAt' } } }, '$$NOW'] },
+      { $literal: ttl },
+    ],
+  };
+}
+
+/**
+ * The release of a fair permit, and the leave of a fair waiter (one command for both, so that a
+ * waiter that gives up also gives back a permit handed to it meanwhile): `leaseId`'s hold or
+ * queue entry goes, and dead holds and entries with it; then, in this same update, the first live
+ * waiters get the permits now free (each the next token, its own ttl from $$NOW), and leave the
+ * queue. Answers from the document as it was: `held`, `live`, `contended`, and `waiters` (the live
+ * ones but `leaseId`), so that a hand-over is signalled. Not durable, as every release.
+ */
+export function fairReleasePermitCommand(name: string, leaseId: string, maxTimeMS?: number) {
+  const id = { $literal: leaseId };
+  const ours = { $eq: ['$$h.leaseId', id] };
+  const handed = {
+    $map: {
+      input: { $range: [0, '$_k'] },
+      as: 'i',
+      in: {
+        $let: {
+          vars: { e: { $arrayElemAt: ['$_rest', '$$i'] } },
+          in: {
+            leaseId: '$$e.leaseId',
+            owner: '$$e.owner',
+            token: { $add: ['$_base', '$$i'] },
+            acquiredAt: '$$NOW',
+            expiresAt: { $add: ['$$NOW', '$$e.ttl'] },
+            ttl: '$$e.ttl',
+          },
+        },
+      },
+    },
+  };
+  const queue = { $slice: ['$_rest', '$_k', { $add: [{ $size: '$_rest' }, 1] }] };
+  const update = [
+    {
+      $set: {
+        _live: { $filter: { input: holders, as: 'h', cond: { $and: [liveHolder('$$h'), { $not: [ours] }] } } },
+        _rest: queueWithout(id),
+        _base: nextToken,
+      },
+    },
+    {
+      $set: {
+        _k: { $toInt: { $max: [0, { $min: [{ $subtract: ['$limit', { $size: '$_live' }] }, { $size: '$_rest' }] }] } },
+      },
+    },
+    {
+      $set: {
+        holders: { $concatArrays: ['$_live', handed] },
+        token: { $cond: [{ $gt: ['$_k', 0] }, { $add: ['$_base', '$_k', -1] }, '$token'] },
+        queue,
+        contended: { $cond: [{ $gt: [{ $size: queue }, 0] }, true, '$$REMOVE'] },
+      },
+    },
+    { $unset: ['_live', '_rest', '_base', '_k'] },
+  ];
+  const held = { $anyElementTrue: [{ $map: { input: holders, as: 'h', in: ours } }] };
+  const live = { $anyElementTrue: [{ $map: { input: holders, as: 'h', in: { $and: [ours, liveHolder('$$h')] } } }] };
+  const options = releaseOptions({ _id: 0, live, held, contended: 1, waiters: { $size: queueWithout(id) } }, maxTimeMS);
+  return {
+    filter: { _id: name, $or: [{ 'holders.leaseId': leaseId }, { 'queue.leaseId': leaseId }] },
+    update,
+    options,
+  };
+}
+
+/**
  * Frees the permit `leaseId` holds, and only that one, answering from the document as it was:
  * whether the hold was still live, and whether anyone waited. Not durable (RELAXED, as a lock's
  * release): a release lost in a crash leaves the permit taken until its ttl.
@@ -172,12 +314,7 @@ export function releasePermitCommand(name: string, leaseId: string, maxTimeMS?: 
       { $map: { input: holders, as: 'h', in: { $and: [{ $eq: ['$$h.leaseId', id] }, liveHolder('$$h')] } } },
     ],
   };
-  const options = {
-    returnDocument: 'before',
-    projection: { _id: 0, live, contended: 1 },
-    ...RELAXED,
-    ...serverBound(maxTimeMS, RELAXED.writeConcern),
-  } as const;
+  const options = releaseOptions({ _id: 0, live, contended: 1 }, maxTimeMS);
   const others = { $filter: { input: holders, as: 'h', cond: { $ne: ['$$h.leaseId', id] } } };
   return {
     filter: { _id: name, 'holders.leaseId': leaseId },
@@ -242,6 +379,8 @@ export function readPermitsCommand(holds: readonly { readonly name: string; read
 export const semaphoreInfoProjection = {
   _id: 0,
   limit: 1,
+  /** Fair waiters queued now (live entries), from every process. */
+  waiting: { $size: liveQueue },
   holders: {
     $map: {
       input: { $filter: { input: holders, as: 'h', cond: liveHolder('$$h') } },

@@ -2,11 +2,19 @@
 // mapping, its late answers) to the collection `<collection>.semaphores`.
 import type { mongo } from 'mongoose';
 import { DURABLE, serverBound } from './commands.js';
-import { batches, type AcquireResult, type HoldKey, type HoldState, type ReleaseResult } from './answers.js';
+import {
+  batches,
+  type AcquireResult,
+  type HoldKey,
+  type HoldState,
+  type ReleaseAnswer,
+  type ReleaseResult,
+} from './answers.js';
 import { LockError, LockErrorCode } from './errors.js';
 import { MONGODB_CODES, serverCode } from './mongo-errors.js';
 import {
   acquirePermitCommand,
+  fairReleasePermitCommand,
   readPermitsCommand,
   releasePermitCommand,
   renewPermitsCommand,
@@ -130,17 +138,19 @@ export class SemaphoreStore {
    * Frees the permit `leaseId` holds (only that one); says whether it was live, already expired,
    * or gone: `taken` if every permit is held by others now, `freed` if one is free.
    */
-  async release(name: string, leaseId: string, timeout?: number): Promise<ReleaseResult> {
+  async release(name: string, leaseId: string, timeout?: number, fair = false): Promise<ReleaseResult> {
     const what = `semaphore("${name}").release`;
-    const { filter, update, options } = releasePermitCommand(name, leaseId, timeout ?? this.#timeout);
+    const build = fair ? fairReleasePermitCommand : releasePermitCommand;
+    const { filter, update, options } = build(name, leaseId, timeout ?? this.#timeout);
     const send = (c: mongo.Collection<SemaphoreDocument>) => c.findOneAndUpdate(filter, update, options);
-    const before = (await this.#run(what, send, timeout === undefined ? {} : { timeout })) as {
-      live?: boolean;
-      contended?: boolean;
-    } | null;
+    const before = (await this.#run(what, send, timeout === undefined ? {} : { timeout })) as ReleaseAnswer | null;
     // A retried release is answered without `live` (SERVER-31242): it matched our id, so it was ours.
-    if (before)
-      return { outcome: before.live === false ? 'expired' : 'released', contended: before.contended === true };
+    if (before) {
+      // Fair: other live waiters, one of which may have been handed the permit: signal them.
+      const contended = before.contended === true || (before.waiters ?? 0) > 0;
+      if (before.held === false) return { outcome: 'freed', contended }; // a fair waiter left the queue
+      return { outcome: before.live === false ? 'expired' : 'released', contended };
+    }
     const now = await this.#run(what, (c) =>
       c.findOne({ _id: name }, { projection: readPermitsCommand([]).options.projection, maxTimeMS: this.#timeout }),
     );
@@ -161,6 +171,11 @@ export class SemaphoreStore {
         ),
       { timeout },
     );
+  }
+
+  /** Renews fair waiters' queue entries (see renewQueueCommand). */
+  renewQueued(waits: readonly HoldKey[], timeout: number): Promise<void> {
+    return this.#store.renewQueued(waits, timeout, this.#collection);
   }
 
   /**
@@ -213,14 +228,18 @@ export class SemaphoreStore {
   }
 
   /** The stored limit and live holders of `name` (by the server's clock), or null without a document. */
-  async inspect(name: string): Promise<{ limit: number; holders: SemaphoreHolder[] } | null> {
+  async inspect(name: string): Promise<{ limit: number; holders: SemaphoreHolder[]; waiting: number } | null> {
     const doc = await this.#run(`semaphore("${name}").inspect`, (c) =>
       c.findOne({ _id: name }, { projection: semaphoreInfoProjection, maxTimeMS: this.#timeout }),
     );
     if (!doc) return null;
-    const { limit, holders } = doc as unknown as { limit: number; holders: SemaphoreHolder[] };
+    const { limit, holders, waiting } = doc as unknown as {
+      limit: number;
+      holders: SemaphoreHolder[];
+      waiting: number;
+    };
     const listed = holders.map((h) => ({ ...h, token: Number(h.token) })).sort((a, b) => a.token - b.token);
-    return { limit, holders: listed };
+    return { limit, holders: listed, waiting };
   }
 }
 

@@ -41,8 +41,9 @@ export interface SemaphoreInfo {
   /** The live holders by the server's clock, by token. */
   readonly holders: readonly SemaphoreHolder[];
   /**
-   * Acquisitions of this semaphore (`acquire()`, `withPermit()`) waiting in this manager, through any
-   * of its declarations; other processes' waits are not recorded.
+   * Without `fair`: acquisitions of this semaphore (`acquire()`, `withPermit()`) waiting in this
+   * manager, through any of its declarations; other processes' waits are not recorded. With
+   * `fair`: the live fair waiters queued in the semaphore's document, from every process.
    */
   readonly waiting: number;
 }
@@ -128,7 +129,8 @@ export class Semaphore {
       name: this.name,
       limit: stored?.limit ?? this.limit,
       holders: stored?.holders ?? [],
-      waiting: this.#waits.count,
+      // Fair: the live waiters queued in the document, from every process; else this manager's.
+      waiting: this.#timing.fair === true ? (stored?.waiting ?? 0) : this.#waits.count,
     }));
     host.pending(work);
     return work;
@@ -170,11 +172,11 @@ export function declareSemaphore(
 ): Semaphore {
   const checked = checkName(name, 'semaphore name');
   const what = 'semaphore options';
-  const { limit, ttl, heartbeat } = checkObject(input, what);
+  const { limit, ttl, heartbeat, fair } = checkObject(input, what);
   if (typeof limit !== 'number') throw invalidType(`${what}.limit`, 'a whole number of permits', limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
     throw outOfRange(`${what}.limit`, `a whole number from 1 to ${MAX_LIMIT}`, limit);
-  const timing = leaseTiming(settings, { ttl, heartbeat }, what);
+  const timing = leaseTiming(settings, { ttl, heartbeat, fair }, what);
   const permits = permitContext(context, store, checked, limit);
   return new Semaphore(checked, limit, timing, permits, store, waitCounter(context, checked));
 }
@@ -215,7 +217,7 @@ function permitContext(base: LeaseContext, store: SemaphoreStore, name: string, 
         }
         return store.acquire({ ...request, limit }, late);
       },
-      release: (_name, leaseId, timeout) => store.release(name, leaseId, timeout),
+      release: (_name, leaseId, timeout, _lapsed, fair) => store.release(name, leaseId, timeout, fair),
     },
     host: {
       ...host,

@@ -3,12 +3,14 @@ import {
   COLLECTION,
   DURABLE,
   acquireCommand,
+  fairReleaseCommand,
   forceReleaseCommand,
   infoProjection,
   heldNow,
   readCommand,
   releaseCommand,
   renewCommand,
+  renewQueueCommand,
   serverBound,
   staleCommand,
   sweepCommand,
@@ -207,15 +209,17 @@ export class LockStore {
    * ran out locally (history then records the hold as expired, not released). Not durable: a
    * release lost in a crash or failover leaves the lock held until its ttl (see RELAXED).
    */
-  async release(name: string, leaseId: string, timeout?: number, lapsed = false): Promise<ReleaseResult> {
+  async release(name: string, leaseId: string, timeout?: number, lapsed = false, fair = false): Promise<ReleaseResult> {
     const what = `release("${name}")`;
     const history = this.#recording;
-    const { filter, update, options } = releaseCommand(name, leaseId, history, timeout ?? this.#timeout);
+    const build = fair ? fairReleaseCommand : releaseCommand;
+    const { filter, update, options } = build(name, leaseId, history, timeout ?? this.#timeout);
     const send = (c: mongo.Collection<LockDocument>) =>
       c.findOneAndUpdate(filter, update, options) as Promise<ReleaseAnswer | null>;
-    // The hold ended: record it, also if the answer comes too late for the caller.
+    // The hold ended: record it, also if the answer comes too late for the caller (a fair
+    // waiter that only left the queue ended no hold).
     const record = (before: ReleaseAnswer | null) =>
-      before
+      before && before.held !== false
         ? this.#history.record([
             ended(name, before as ReleaseAnswer & HoldRead, lapsed || before.live === false ? 'expired' : 'released'),
           ])
@@ -226,8 +230,13 @@ export class LockStore {
     if (history) await record(before);
     // A retried release is answered from the stored document, without `live` (SERVER-31242): it
     // matched our lease id, so it was ours; call it released rather than report a loss it was not.
-    if (before)
-      return { outcome: before.live === false ? 'expired' : 'released', contended: before.contended === true };
+    if (before) {
+      // Fair: waiters other than this lease: a hand-over (or a queue moved on) to signal.
+      const contended = before.contended === true || (before.waiters ?? 0) > 0;
+      // A fair waiter that was only queued left the queue: it ended no hold of its own.
+      if (before.held === false) return { outcome: 'freed', contended };
+      return { outcome: before.live === false ? 'expired' : 'released', contended };
+    }
     // Not ours any more: one more read (only on this rare path) tells "taken" from "freed".
     const now = await this.run(what, (c) =>
       c.findOne({ _id: name }, { projection: { _id: 0, leaseId: 1, live: heldNow }, maxTimeMS: this.#maxTimeMS }),
@@ -269,6 +278,25 @@ export class LockStore {
           }),
         ),
       { timeout },
+    );
+  }
+
+  /**
+   * Extends every given fair waiter's queue entry that is still there and unexpired by its own
+   * ttl from `$$NOW` (see renewQueueCommand), in one command per ~4 MB of keys.
+   */
+  async renewQueued(waits: readonly HoldKey[], timeout: number, collection?: string): Promise<void> {
+    const groups = batches(waits, (h) => Buffer.byteLength(h.name) + h.leaseId.length + 16);
+    await this.run(
+      'renew queued waits',
+      (c) =>
+        Promise.all(
+          groups.map((group) => {
+            const { filter, update } = renewQueueCommand(group);
+            return c.updateMany(filter, update, serverBound(timeout, DURABLE.writeConcern));
+          }),
+        ),
+      { timeout, ...(collection !== undefined && { collection }) },
     );
   }
 

@@ -20,14 +20,29 @@ export interface WatchedHold extends HoldKey {
   readonly permit?: boolean;
 }
 
+/**
+ * A fair waiter queued in a lock's or a semaphore's document (see docs/fairness.md): the watchdog
+ * renews its queue entry while it waits, so that the entry outlives long sleeps between attempts
+ * and ends only when its waiter stops (gives up, or dies).
+ */
+export interface WatchedWait extends HoldKey {
+  /** How often to renew the entry: its lease's interval. */
+  readonly interval: number;
+  /** Queued for a semaphore's permit (renewed by {@link WatchdogStore.permits}). */
+  readonly permit?: boolean;
+}
+
 /** The two commands a tick sends (implemented by LockStore; unit tests pass a stub). */
 export interface WatchdogStore {
   renew(holds: readonly HoldKey[], timeout: number): Promise<unknown>;
   read(names: readonly string[], timeout: number): Promise<Map<string, HoldState>>;
+  /** Renews fair waiters' queue entries in lock documents (sent beside `renew`). */
+  renewQueued?(waits: readonly HoldKey[], timeout: number): Promise<unknown>;
   /** The same two commands for semaphore permits (their read answers by lease id), if there can be any. */
   readonly permits?: {
     renew(holds: readonly HoldKey[], timeout: number): Promise<unknown>;
     read(holds: readonly HoldKey[], timeout: number): Promise<Map<string, HoldState>>;
+    renewQueued?(waits: readonly HoldKey[], timeout: number): Promise<unknown>;
   };
 }
 
@@ -46,6 +61,8 @@ export class Watchdog {
   readonly #onError: (error: unknown) => void;
   readonly #clock: Clock;
   readonly #holds = new Set<WatchedHold>();
+  /** Fair waiters whose queue entries each tick renews, beside the holds (same round trip). */
+  readonly #waits = new Set<WatchedWait>();
   #tickTimer: unknown;
   #tickAt = Infinity;
   #ticking = false;
@@ -81,6 +98,17 @@ export class Watchdog {
     this.#holds.delete(hold);
   }
 
+  /** Renews `wait`'s queue entry at each tick until {@link removeWait}. */
+  addWait(wait: WatchedWait): void {
+    if (this.#stopped) return;
+    this.#waits.add(wait);
+    if (!this.#ticking) this.#scheduleTick(this.#clock.now() + wait.interval);
+  }
+
+  removeWait(wait: WatchedWait): void {
+    this.#waits.delete(wait);
+  }
+
   /** Resolves once no tick is in flight (at once if none is): its renewals have landed or failed. */
   idle(): Promise<void> {
     return this.#inFlight ?? Promise.resolve();
@@ -90,6 +118,7 @@ export class Watchdog {
   stop(): void {
     this.#stopped = true;
     this.#holds.clear();
+    this.#waits.clear();
     this.#clock.clearTimeout(this.#tickTimer);
     this.#clock.clearTimeout(this.#deadlineTimer);
     this.#tickAt = this.#deadlineAt = Infinity;
@@ -97,7 +126,7 @@ export class Watchdog {
 
   /** Schedules the next tick at `at`, unless one is already due sooner. */
   #scheduleTick(at: number): void {
-    if (this.#stopped || this.#holds.size === 0 || at >= this.#tickAt) return;
+    if (this.#stopped || (this.#holds.size === 0 && this.#waits.size === 0) || at >= this.#tickAt) return;
     this.#clock.clearTimeout(this.#tickTimer);
     this.#tickAt = at;
     this.#tickTimer = this.#clock.setTimeout(
@@ -121,12 +150,13 @@ export class Watchdog {
   #shortestInterval(): number {
     let shortest = Infinity;
     for (const hold of this.#holds) shortest = Math.min(shortest, hold.timing.interval);
+    for (const wait of this.#waits) shortest = Math.min(shortest, wait.interval);
     return shortest;
   }
 
   async #tick(): Promise<void> {
     this.#tickAt = Infinity;
-    if (this.#holds.size === 0) return; // everything was released since the tick was scheduled
+    if (this.#holds.size === 0 && this.#waits.size === 0) return; // everything ended since the tick was scheduled
     this.#ticking = true;
     const started = this.#clock.now();
     let failed = false;
@@ -137,6 +167,16 @@ export class Watchdog {
       const timeout = Math.max(this.#shortestInterval(), this.#latestDeadline() - started);
       const renewable = holds.filter((h) => h.timing.heartbeat !== false);
       const renewSent = this.#clock.now();
+      // Queue entries are renewed beside the holds, in the same round trip; never read back (the
+      // waiter's next attempt finds where it stands). A failure only leaves them to expire.
+      const waits = [...this.#waits];
+      const queued =
+        waits.length > 0
+          ? this.#renewQueued(waits, timeout).catch((error: unknown) => {
+              failed = true;
+              this.#onError(error);
+            })
+          : undefined;
       let renewed = false;
       if (renewable.length > 0) {
         await this.#byKind(
@@ -151,6 +191,7 @@ export class Watchdog {
           },
         );
       }
+      await queued;
       const readSent = this.#clock.now();
       const [locks, permits] = await this.#byKind(
         holds,
@@ -209,6 +250,16 @@ export class Watchdog {
       // After a failure, try again sooner: the deadline still bounds what a lost lease can do.
       this.#scheduleTick(failed ? this.#clock.now() + interval / 2 : started + interval);
     }
+  }
+
+  /** Renews the queue entries of `waits`: those of locks and of permits at once. */
+  #renewQueued(waits: readonly WatchedWait[], timeout: number): Promise<unknown> {
+    const ofLocks = waits.filter((w) => !w.permit);
+    const ofPermits = waits.filter((w) => w.permit);
+    return Promise.all([
+      ofLocks.length > 0 ? this.#store.renewQueued?.(ofLocks, timeout) : undefined,
+      ofPermits.length > 0 ? this.#store.permits?.renewQueued?.(ofPermits, timeout) : undefined,
+    ]);
   }
 
   /** Sends `locks` the holds of locks and `permits` those of permits, at once (each only if there are any). */

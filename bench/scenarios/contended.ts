@@ -7,16 +7,15 @@ interface Looped {
   maxGap: number;
 }
 
-async function pool(uri: string, wakeups: boolean): Promise<Worker[]> {
-  const workers = Array.from(
-    { length: 4 },
-    () => new Worker('workers/lock-worker.ts', [uri, JSON.stringify({ wakeups, collection: 'bench_contended' })]),
-  );
+/** 4 worker processes; `options`: more manager options (`fair`). */
+export async function pool(uri: string, wakeups: boolean, options: object = {}): Promise<Worker[]> {
+  const settings = JSON.stringify({ wakeups, collection: 'bench_contended', ...options });
+  const workers = Array.from({ length: 4 }, () => new Worker('workers/lock-worker.ts', [uri, settings]));
   await Promise.all(workers.map((w) => w.next()));
   return workers;
 }
 
-async function run(workers: Worker[], names: number, duration: number) {
+export async function run(workers: Worker[], names: number, duration: number) {
   const startAt = now() + 200;
   for (const w of workers) w.send({ type: 'loop', names, startAt, duration });
   const results = await Promise.all(workers.map((w) => w.next<Looped>()));

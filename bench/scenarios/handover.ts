@@ -17,8 +17,9 @@ async function pair(uri: string, options: object): Promise<[Worker, Worker]> {
   return workers;
 }
 
-async function measure(uri: string, wakeups: boolean, rounds: number, poll: number) {
-  const [a, b] = await pair(uri, { wakeups, poll, collection: 'bench_handover' });
+/** Hand-overs of one lock from A to B, `rounds` times; `options`: more manager options (`fair`). */
+export async function measure(uri: string, wakeups: boolean, rounds: number, poll: number, options: object = {}) {
+  const [a, b] = await pair(uri, { wakeups, poll, collection: 'bench_handover', ...options });
   const latencies: number[] = [];
   try {
     for (let round = 0; round < rounds; round++) {

@@ -9,6 +9,8 @@
 //   - so at most one live holder per name; fencing tokens never repeat and the stored one never
 //     goes down; a lease displaced by force stops saying it holds within its watchdog interval;
 //   - every promise settles (each is bounded, and a call that hangs fails the run);
+//   - with `fair` managers (drawn per run) all of the above alike: the steps run one at a time,
+//     so a wait that ended has left the queue and the model's answers are the unfair ones;
 //   - no unhandled rejection; close() resolves; after a close no lock is left held by nobody
 //     (no document owned by a closed manager still has a leaseId).
 // Sizes: FUZZ_RUNS (sequences), FUZZ_COMMANDS (longest sequence), FUZZ_MINUTES (see support.ts).
@@ -75,6 +77,8 @@ interface Slot {
 
 interface Real {
   readonly run: number;
+  /** Every manager of the run is `fair` (FIFO waiting): drawn per run. */
+  readonly fair: boolean;
   readonly names: readonly [string, string];
   readonly slots: Slot[];
   /** Every lease a command made (held or not), in order. */
@@ -120,6 +124,7 @@ function newManager(real: Real, slot: number, generation: number): Slot {
     ttl: TTL,
     poll: 50,
     owner,
+    fair: real.fair,
   });
   manager.on('error', (error) => void real.errors.push(`${owner}: ${describeError(error)}`));
   manager.on('lost', (lease, error) => void real.lost.set(lease, error.reason));
@@ -532,17 +537,19 @@ test(
   () =>
     fc.assert(
       fc.asyncProperty(
+        fc.boolean(),
         fc.commands(commandArbs, {
           maxCommands: MAX_COMMANDS,
           size: 'large',
           // A reported counterexample's /*replayPath="..."*/, with FUZZ_SEED and FUZZ_PATH, replays it.
           ...(process.env.FUZZ_REPLAY_PATH ? { replayPath: process.env.FUZZ_REPLAY_PATH } : {}),
         }),
-        async (cmds) => {
+        async (fair, cmds) => {
           sequences++;
           const run = ++runSerial;
           const real: Real = {
             run,
+            fair,
             names: [`run${run}-a`, `run${run}-b`],
             slots: [],
             leases: [],
@@ -558,7 +565,7 @@ test(
             pending: [],
             problems: [],
             errors: [],
-            log: [],
+            log: fair ? ['fair'] : [],
             rejectionsFrom: rejections.seen.length,
           };
           for (let i = 0; i < SLOTS; i++) real.slots.push(newManager(real, i, 0));

@@ -580,9 +580,12 @@ const acquireRules = {
   signal: (v: unknown) => (v === undefined || v instanceof AbortSignal ? ok(v) : bad),
 };
 
+/** `fair`: true or false; undefined is absent. */
+const fairRule = (v: unknown) => (v === undefined || typeof v === 'boolean' ? ok(v ?? false) : bad);
+
 function leaseJudge(view: Record<string, unknown>, extra: Record<string, (v: unknown) => Verdict> = {}): Judgement {
   const timing = leaseTiming(view, BASE);
-  const rest = judge(view, extra);
+  const rest = judge(view, { fair: fairRule, ...extra });
   return {
     wrong: [...timing.wrong, ...rest.wrong],
     value: { ...rest.value, ttl: timing.ttl, heartbeat: timing.heartbeat },
@@ -597,6 +600,7 @@ const managerRules = {
   margin: (v: unknown) => (v === undefined ? ok(0.1) : typeof v === 'number' && v > 0 && v < 0.5 ? ok(v) : bad),
   commandTimeout: optional(duration, 10_000),
   wakeups: (v: unknown) => (v === undefined || typeof v === 'boolean' ? ok(v ?? true) : bad),
+  fair: fairRule,
   cleanupAfter: optional(orFalse((v) => duration(v, { allowZero: true, max: MAX_TIMER * 1000 }))),
 };
 
@@ -639,6 +643,7 @@ const managerKeys = {
   margin: fc.oneof(fc.constantFrom<unknown>(0.1, 0.5, 0.25, 1e-9, 0.5000001), odd),
   commandTimeout: durationOf(fc.constantFrom<unknown>('5s', 5000, 10_000, 1)),
   wakeups: fc.oneof(fc.boolean(), odd),
+  fair: fc.oneof(fc.boolean(), odd),
   cleanupAfter: retentionArb,
   history: historyArb,
 };
@@ -716,7 +721,7 @@ describe('options fuzzer', () => {
     propertyTimeout(50_000, SHARE),
   );
 
-  const leaseKeys = { ttl: ttlArb, heartbeat: heartbeatArb };
+  const leaseKeys = { ttl: ttlArb, heartbeat: heartbeatArb, fair: fc.oneof(fc.boolean(), odd) };
 
   test('manager.lease(name, options)', () =>
     check(

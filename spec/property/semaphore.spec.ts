@@ -9,7 +9,10 @@
 //   - a permit says `held` only while the document lists it (its token, live by `$$NOW`), and
 //     every live holder in the document is a permit that says held (nothing left behind: not
 //     after a release, nor after a close);
-//   - every promise settles, no unhandled rejection, close() resolves.
+//   - every promise settles, no unhandled rejection, close() resolves;
+//   - with `fair` (drawn per run): the same, and no live queue entry is left between steps (a wait
+//     that ended, granted or not, has left the queue; the steps run one at a time, so a fair run
+//     must answer exactly as the unfair model says).
 // Sizes: FUZZ_RUNS (sequences), FUZZ_COMMANDS (longest sequence), FUZZ_MINUTES (see support.ts).
 // Replay: FUZZ_SEED, FUZZ_PATH and FUZZ_REPLAY_PATH, with the same FUZZ_COMMANDS as the failing run.
 import fc from 'fast-check';
@@ -31,6 +34,8 @@ let runSerial = 0;
 interface Real {
   readonly name: string;
   readonly limit: number;
+  /** Every declaration of the run's semaphore is fair. */
+  readonly fair: boolean;
   readonly managers: LockManager[];
   /** Every permit a command got, in order. */
   readonly leases: Lease[];
@@ -69,13 +74,16 @@ async function readSemaphore(name: string) {
   const [doc] = await suite
     .raw()
     .db!.collection(`${COLLECTION}.semaphores`)
-    .aggregate<{ token?: number; live: { token: number; expiresAt: Date }[]; now: Date }>([
+    .aggregate<{ token?: number; live: { token: number; expiresAt: Date }[]; queued: number; now: Date }>([
       { $match: { _id: name } },
       {
         $project: {
           token: 1,
           now: '$$NOW',
           live: { $filter: { input: { $ifNull: ['$holders', []] }, cond: { $gt: ['$$this.expiresAt', '$$NOW'] } } },
+          queued: {
+            $size: { $filter: { input: { $ifNull: ['$queue', []] }, cond: { $gt: ['$$this.expiresAt', '$$NOW'] } } },
+          },
         },
       },
     ])
@@ -83,6 +91,7 @@ async function readSemaphore(name: string) {
   return {
     token: doc?.token === undefined ? 0 : Number(doc.token),
     live: (doc?.live ?? []).map((h) => ({ token: Number(h.token), expiresAt: h.expiresAt })),
+    queued: doc?.queued ?? 0,
     now: doc?.now,
   };
 }
@@ -96,6 +105,7 @@ async function checkInvariants(model: Model, real: Real, step: string): Promise<
   const stored = await within(readSemaphore(real.name), STEP, 'reading the semaphore');
   if (stored.live.length > real.limit)
     problems.push(`${stored.live.length} live holders, above the limit of ${real.limit}`);
+  if (stored.queued > 0) problems.push(`${stored.queued} live queue entries left between steps`);
   for (const claim of claims) {
     if (stored.now && stored.now >= claim.expiresAt) continue; // may have ended by itself in between
     if (!stored.live.some((h) => h.token === claim.token))
@@ -144,7 +154,7 @@ type How = 'tryAcquire' | 'acquire' | 'withPermit';
 function take(how: How, slot: number, wait: number) {
   const label = `s${slot}.${how}(${how === 'tryAcquire' ? '' : `{ wait: ${wait} }`})`;
   return command(label, async (model, real, failures) => {
-    const sem = real.managers[slot]!.semaphore(real.name, { limit: real.limit, ttl: TTL });
+    const sem = real.managers[slot]!.semaphore(real.name, { limit: real.limit, ttl: TTL, fair: real.fair });
     const free = model.held.size < real.limit;
     let inside = '';
     const work = async (permit: Lease) => {
@@ -198,22 +208,24 @@ test(
     fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 3 }),
+        fc.boolean(),
         fc.commands(commandArbs, {
           maxCommands: MAX_COMMANDS,
           size: 'large',
           ...(process.env.FUZZ_REPLAY_PATH ? { replayPath: process.env.FUZZ_REPLAY_PATH } : {}),
         }),
-        async (limit, cmds) => {
+        async (limit, fair, cmds) => {
           suite.counts.sequences++;
           const real: Real = {
             name: `run${++runSerial}`,
             limit,
+            fair,
             managers: [],
             leases: [],
             tokens: [],
             ended: new Set(),
             stored: 0,
-            log: [`limit ${limit}`],
+            log: [`limit ${limit}${fair ? ', fair' : ''}`],
             rejectionsFrom: suite.rejections.seen.length,
           };
           for (let i = 0; i < SLOTS; i++) real.managers.push(newManager(real, i));

@@ -51,9 +51,29 @@ describe('manager and lease options', () => {
     expect(resolveManagerOptions(undefined).connection).toBe(mongoose.connection);
   });
 
+  test('fair: a boolean, the manager default unless the lease says otherwise; undefined is absent', () => {
+    const fair = resolveManagerOptions({ connection, fair: true });
+    expect(fair.fair).toBe(true);
+    expect(resolveManagerOptions({ connection, fair: undefined }).fair).toBe(false);
+    expect(leaseTiming(fair, {}).fair).toBe(true);
+    expect(leaseTiming(fair, { fair: false }).fair).toBe(false);
+    expect(leaseTiming(fair, { fair: undefined }).fair).toBe(true);
+    expect(leaseTiming(resolveManagerOptions({ connection }), { fair: true }).fair).toBe(true);
+    expect(() => resolveManagerOptions({ connection, fair: 'yes' as unknown as boolean })).toThrow(
+      /options\.fair must be true or false/,
+    );
+    expect(() => leaseTiming(fair, { fair: 0 as unknown as boolean })).toThrow(/lease options\.fair/);
+  });
+
   test('a lease with its own ttl gets its own default heartbeat; heartbeat: false is inherited', () => {
     const settings = resolveManagerOptions({ connection, ttl: '30s' });
-    expect(leaseTiming(settings, {})).toEqual({ ttl: 30_000, heartbeat: 10_000, margin: 3000, interval: 10_000 });
+    expect(leaseTiming(settings, {})).toEqual({
+      ttl: 30_000,
+      heartbeat: 10_000,
+      margin: 3000,
+      interval: 10_000,
+      fair: false,
+    });
     expect(leaseTiming(settings, { ttl: 9000 })).toMatchObject({ ttl: 9000, heartbeat: 3000 });
     expect(leaseTiming(settings, { heartbeat: '5s' })).toMatchObject({ ttl: 30_000, heartbeat: 5000 });
     const noHeartbeat = resolveManagerOptions({ connection, ttl: 6000, heartbeat: false });
@@ -62,6 +82,7 @@ describe('manager and lease options', () => {
       heartbeat: false,
       margin: 300,
       interval: 1000,
+      fair: false,
     });
   });
 

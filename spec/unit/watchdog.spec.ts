@@ -258,3 +258,50 @@ test('permits beside locks: one more renewal and one more read per tick, the per
   expect(lock.events).toEqual([]);
   expect(errors).toEqual([]);
 });
+
+test('fair waits: their queue entries are renewed in one command per tick beside the holds, and only while they wait', async () => {
+  const clock = new FakeClock();
+  const store = new StubStore();
+  const queued: HoldKey[][] = [];
+  const queuedPermits: HoldKey[][] = [];
+  const sent: string[] = [];
+  const withQueues: WatchdogStore = {
+    renew: (holds) => (sent.push('renew'), store.renew(holds)),
+    read: (names) => (sent.push('read'), store.read(names)),
+    renewQueued: (waits) => (sent.push('queue'), queued.push([...waits]), Promise.resolve()),
+    permits: {
+      renew: () => Promise.resolve(),
+      read: () => Promise.resolve(new Map()),
+      renewQueued: (waits) => (sent.push('queue-permits'), queuedPermits.push([...waits]), Promise.resolve()),
+    },
+  };
+  const watchdog = new Watchdog(withQueues, () => {}, clock);
+  // Waits alone keep the watchdog ticking: nothing held, nothing read.
+  const wait = { name: 'w', leaseId: 'id-w', interval: 100 };
+  const permitWait = { name: 'p', leaseId: 'id-p', interval: 100, permit: true };
+  watchdog.addWait(wait);
+  watchdog.addWait(permitWait);
+  await clock.advance(100);
+  expect(queued).toEqual([[wait]]);
+  expect(queuedPermits).toEqual([[permitWait]]);
+  expect(sent).toEqual(['queue', 'queue-permits']);
+  // With a hold as well: still one command each, sent together before the read.
+  const h = hold('a', timing(100), 1000);
+  store.states.set('a', { leaseId: h.leaseId, remaining: 300, expiresAt: new Date(300) });
+  watchdog.add(h);
+  sent.length = 0;
+  await clock.advance(100);
+  expect(sent).toEqual(['queue', 'queue-permits', 'renew', 'read']);
+  expect(queued).toHaveLength(2);
+  // A wait that ended is no longer renewed.
+  watchdog.removeWait(wait);
+  watchdog.removeWait(permitWait);
+  sent.length = 0;
+  await clock.advance(100);
+  expect(sent).toEqual(['renew', 'read']);
+  watchdog.remove(h);
+  sent.length = 0;
+  await clock.advance(500);
+  expect(sent).toEqual([]);
+  watchdog.stop();
+});
