@@ -23,7 +23,6 @@ import {
   LockManager,
   strategies,
   type Lease,
-  type LeaseOptions,
   type PollStrategy,
 } from 'mongoose-distributed-lock';
 import { HistoryWriter, type AcquireMode, type HoldKind, type OpOutcome, type StopWhy } from './history';
@@ -418,7 +417,7 @@ async function main(): Promise<void> {
     const mode = random.pick<AcquireMode>(['fair-wait', 'fair-poll']);
     const wait = random.int(500, 4000);
     history.record({ type: 'op', op, name, mode, ...options, wait });
-    const contender = manager.lease(name, { ...options, fair: true } as LeaseOptions);
+    const contender = manager.lease(name, { ...options, fair: true });
     const signal = stopping.signal;
     acquiring = 'lock';
     let queued = false;
