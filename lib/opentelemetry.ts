@@ -74,6 +74,12 @@ const WITH_SPAN_NAMES: Record<HoldKind, string> = {
 const seconds = (ms: number) => ms / 1000;
 
 /**
+ * Bucket boundaries for durations in seconds (the SDK's default ones are made for milliseconds):
+ * those of OpenTelemetry's HTTP duration metrics, longer for waits and holds of minutes.
+ */
+const SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60, 300, 1800];
+
+/**
  * Turns the library's diagnostics channels into OpenTelemetry spans and metrics, for every
  * manager of this process, until the returned function is called (it unsubscribes; calling it
  * twice is harmless). Spans: `acquire <kind>` per acquisition (its waits included),
@@ -93,7 +99,8 @@ export function instrument(options?: InstrumentOptions): () => void {
     meter.createCounter(name, { description, unit, valueType: ValueType.INT });
   const gauge = (name: string, unit: string, description: string) =>
     meter.createUpDownCounter(name, { description, unit, valueType: ValueType.INT });
-  const time = (name: string, description: string) => meter.createHistogram(name, { description, unit: 's' });
+  const time = (name: string, description: string) =>
+    meter.createHistogram(name, { description, unit: 's', advice: { explicitBucketBoundaries: SECONDS_BUCKETS } });
   const acquisitions = count('lock.acquisitions', '{acquisition}', 'Acquisitions (their waits included), by outcome');
   const waitTime = time('lock.wait_time', 'How long an acquisition took, its waits included');
   const holdTime = time('lock.hold_time', 'How long a hold lasted, from its grant to its release, loss or timeout');
