@@ -89,9 +89,13 @@ const SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 
 export function instrument(options?: InstrumentOptions): () => void {
   const opts = checkObject(options, 'instrument() options') as InstrumentOptions;
   const { tracerProvider = trace.getTracerProvider(), meterProvider = metrics.getMeterProvider() } = opts;
-  const metricLockName = opts.metricLockName ?? scheduleName;
+  const metricLockName = opts.metricLockName === undefined ? scheduleName : opts.metricLockName;
   if (typeof metricLockName !== 'function')
     throw invalidType('instrument() options.metricLockName', 'a function', metricLockName);
+  if (typeof (tracerProvider as Partial<TracerProvider> | null)?.getTracer !== 'function')
+    throw invalidType('instrument() options.tracerProvider', 'a TracerProvider (with getTracer())', tracerProvider);
+  if (typeof (meterProvider as Partial<MeterProvider> | null)?.getMeter !== 'function')
+    throw invalidType('instrument() options.meterProvider', 'a MeterProvider (with getMeter())', meterProvider);
   const tracer = tracerProvider.getTracer(INSTRUMENTATION_NAME, VERSION);
   const meter = meterProvider.getMeter(INSTRUMENTATION_NAME, VERSION);
 

@@ -2,6 +2,7 @@
 // and a metric reader collected on demand: span names, parents and attributes; each metric's name,
 // unit, attributes and values; no more spans or measurements once stopped.
 import diagnosticsChannel from 'node:diagnostics_channel';
+import fc from 'fast-check';
 import { context, SpanStatusCode } from '@opentelemetry/api';
 import {
   InMemorySpanExporter,
@@ -278,4 +279,39 @@ test('stop() unsubscribes: no more spans or measurements after it, spans in flig
   expect(Object.values(TRACING_CHANNELS).some((name) => diagnosticsChannel.tracingChannel(name).hasSubscribers)).toBe(
     false,
   );
+});
+
+test('instrument() options: a value of the wrong type is refused, naming the option; undefined is absent', () => {
+  const odd = fc.oneof(
+    fc.constantFrom(null, NaN, 0, '', 'x', true, Symbol('s'), 1n, [], () => {}),
+    fc.object({ maxDepth: 0 }),
+  );
+  const keys = ['tracerProvider', 'meterProvider', 'metricLockName'] as const;
+  fc.assert(
+    fc.property(fc.constantFrom(...keys), odd, (key, value) => {
+      const valid = key === 'metricLockName' ? typeof value === 'function' : false;
+      const call = () => instrument({ tracerProvider, meterProvider, [key]: value } as never)();
+      if (valid) return void call();
+      let error: unknown;
+      try {
+        call();
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toBeInstanceOf(TypeError);
+      expect((error as TypeError & { code: string }).code).toBe('invalid_argument');
+      expect((error as Error).message).toContain(`instrument() options.${key}`);
+    }),
+  );
+  fc.assert(
+    fc.property(
+      fc.constantFrom(null, 0, 'x', true, [], () => {}),
+      (options) => {
+        expect(() => instrument(options as never)).toThrow(/instrument\(\) options must be an options object/);
+      },
+    ),
+  );
+  // undefined behaves as absent: the global providers (no-ops here), the default name.
+  instrument({ tracerProvider: undefined, meterProvider: undefined, metricLockName: undefined })();
+  instrument(undefined)();
 });
