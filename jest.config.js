@@ -20,6 +20,7 @@ module.exports = {
     '^(\\.{1,2}/.*)\\.js$': '$1',
     // The package's name resolves to what `require` gets from the published package.
     '^mongoose-distributed-lock$': '<rootDir>/lib/main.cjs',
+    '^mongoose-distributed-lock/opentelemetry$': '<rootDir>/lib/opentelemetry.ts',
     ...(mongooseMajor === '8' ? { '^mongoose$': require.resolve('mongoose8') } : {}),
   },
   // One engine for the whole run, unless MONGODB_URI names a server to use instead.

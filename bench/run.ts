@@ -17,10 +17,11 @@ import { heartbeat } from './scenarios/heartbeat';
 import { pause } from './scenarios/pause';
 import { schedule } from './scenarios/schedule';
 import { semaphore } from './scenarios/semaphore';
+import { telemetry } from './scenarios/telemetry';
 import { uncontended } from './scenarios/uncontended';
 import type { Context, Row } from './support';
 
-const scenarios = { uncontended, semaphore, handover, fair, contended, heartbeat, schedule, pause } as const;
+const scenarios = { uncontended, semaphore, handover, fair, contended, heartbeat, schedule, pause, telemetry } as const;
 
 function options() {
   try {

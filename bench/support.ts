@@ -44,6 +44,32 @@ export function quantile(values: readonly number[], q: number): number {
 export const median = (values: readonly number[]) => quantile(values, 0.5);
 export const p99 = (values: readonly number[]) => quantile(values, 0.99);
 
+/**
+ * Times each variant once per round, `rounds` rounds after `warmUp` untimed ones, interleaved and
+ * starting each round with a different one, so that noise on this shared machine (and any
+ * advantage of going first) falls on all alike. `around(name)`, if given, runs before a variant's
+ * turn and returns what runs after it, both untimed. Resolves each variant's times in ms.
+ */
+export async function interleaved(
+  variants: Record<string, (round: number) => Promise<unknown>>,
+  rounds: number,
+  { warmUp = 50, around }: { warmUp?: number; around?: (name: string) => () => void } = {},
+): Promise<Record<string, number[]>> {
+  const names = Object.keys(variants);
+  const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (let round = 0; round < warmUp + rounds; round++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(round + k) % names.length]!;
+      const after = around?.(name);
+      const started = now();
+      await variants[name]!(round);
+      if (round >= warmUp) times[name]!.push(now() - started);
+      after?.();
+    }
+  }
+  return times;
+}
+
 /** A row of times in ms, against the times of a baseline measured in the same run. */
 export function timedRow(
   scenario: string,

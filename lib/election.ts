@@ -5,6 +5,7 @@ import { safeEmit, type ListenerArgs } from './emit.js';
 import { LeaseLostError, LockErrorCode, LockStateError, LockTimeoutError, invalidType } from './errors.js';
 import type { Lease } from './lease.js';
 import { checkObject } from './options.js';
+import { publishLeadership } from './telemetry.js';
 import type { LockInfo } from './types.js';
 
 /** Options of {@link LockManager.elect}: the leadership lease's timing. */
@@ -250,6 +251,7 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.#ending = undefined;
     lease.signal.addEventListener('abort', () => this.#revoked(key, token, lease.signal.reason), { once: true });
     this.#emit('elected', lease);
+    publishLeadership('elected', this.name, lease.owner, token);
     for (const duty of this.#duties) {
       if (lease.signal.aborted) break;
       this.#perform(duty, lease.signal);
@@ -272,6 +274,7 @@ export class Election extends EventEmitter<ElectionEvents> {
       if (ending !== 'resigned') this.#restUntil = performance.now() + this.#lease.ttl;
     }
     this.#emit('revoked', reason, token);
+    publishLeadership('revoked', this.name, this.#lease.owner, token, reason);
   }
 
   /** Another election of this process holds the lock now: so this term is over, whatever our timers say. */

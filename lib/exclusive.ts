@@ -3,6 +3,7 @@
 import { LockError, LockErrorCode, LockStateError, type LeaseLostError } from './errors.js';
 import type { HeldLease, Lease } from './lease.js';
 import type { WaitPlan } from './plan.js';
+import { traceWith } from './telemetry.js';
 
 /** Acquires `lease` as planned and resolves it only if it holds the lock when handed over. */
 export async function acquireHeld(lease: Lease, plan: WaitPlan): Promise<HeldLease> {
@@ -19,12 +20,16 @@ export async function acquireHeld(lease: Lease, plan: WaitPlan): Promise<HeldLea
  * only if the hold lasted until then: rejects with the loss (or a close) otherwise, even if `fn`
  * resolved. `report`: where a release that failed for want of an answer goes.
  */
-export async function withExclusive<T>(
+export function withExclusive<T>(
   lease: Lease,
   plan: WaitPlan,
   fn: (lease: HeldLease) => T | Promise<T>,
   report: (error: unknown) => void,
 ): Promise<T> {
+  return traceWith(lease, plan.signal, () => exclusive(lease, plan, fn, report));
+}
+
+async function exclusive<T>(...[lease, plan, fn, report]: Parameters<typeof withExclusive<T>>): Promise<T> {
   const held = await acquireHeld(lease, plan);
   let lost: LeaseLostError | undefined;
   const onLost = (error: LeaseLostError) => void (lost ??= error);

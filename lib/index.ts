@@ -40,11 +40,21 @@ export {
 } from './rwlock.js';
 export {
   CHANNELS,
+  TRACING_CHANNELS,
   type HoldKind,
   type AcquiredMessage,
   type ReleasedMessage,
   type LostMessage,
   type TimeoutMessage,
+  type AcquireOutcome,
+  type AcquireContext,
+  type WithOutcome,
+  type WithContext,
+  type HeartbeatMessage,
+  type ElectedMessage,
+  type RevokedMessage,
+  type RunMessage,
+  type RunEndOutcome,
 } from './telemetry.js';
 export {
   ScheduledJob,

@@ -10,7 +10,7 @@ import {
   type LostReason,
 } from './errors.js';
 import { safeEmit } from './emit.js';
-import { publish } from './telemetry.js';
+import { logAttempt, publish, traceAcquire, traceAcquisitions, type HoldKind } from './telemetry.js';
 import type { LeaseContext, LeaseEvents, LeaseEventArgs } from './lease-types.js';
 import { Hold } from './hold.js';
 import { isClosedConnection, isConnectionError } from './mongo-errors.js';
@@ -145,6 +145,16 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     return this.#timing.heartbeat;
   }
 
+  /** What this lease holds, as telemetry names it. @internal */
+  get kind(): HoldKind {
+    return this.#context.kind ?? 'lock';
+  }
+
+  /** The owner string its holds carry (its manager's). @internal */
+  get owner(): string {
+    return this.#context.settings.owner;
+  }
+
   /**
    * Tries to take the lock. With no options: one attempt, resolving `true` (held now) or `false`
    * (someone else holds it, or the server's answer came too late to use). With `wait`: polls for
@@ -204,11 +214,16 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
       );
     }
     this.#state = 'acquiring';
-    // Without a strategy (one attempt) there is no wait to register: one async frame less.
-    const work = plan.strategy ? this.#attempts(plan) : this.#attemptLoop(plan, undefined);
-    context.host.pending(work);
+    const run = () => {
+      // Without a strategy (one attempt) there is no wait to register: one async frame less.
+      const work = plan.strategy ? this.#attempts(plan) : this.#attemptLoop(plan, undefined);
+      context.host.pending(work);
+      return work;
+    };
     try {
-      return await work;
+      if (!traceAcquisitions()) return await run();
+      const { name, kind, owner } = this;
+      return await traceAcquire({ name, kind, owner, plan, run, token: () => this.token });
     } finally {
       if (this.#state === 'acquiring') this.#state = 'idle';
     }
@@ -278,6 +293,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
           result = await store.acquire(request, late(leaseId));
           // Queued (fair), this lease id may be handed the lock: as unknown as a lost answer.
           unknown = result.acquired || fair;
+          logAttempt(this.name, attempt, result.acquired, clock.now() - sentAt);
           if (queued && !result.acquired && !inQueue) {
             inQueue = true;
             host.waiting?.(queued, true);

@@ -264,7 +264,10 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
    * leadership lease has its own `ttl` and `heartbeat` if given (a heartbeat is required).
    */
   elect(name: string, options?: ElectionOptions): Election {
-    const lease = this.lease(name, options);
+    this.#checkOpen();
+    // Its lease is a lock's, named an election's for telemetry.
+    const context: LeaseContext = { ...this.#context, kind: 'election' };
+    const lease = new Lease(checkName(name), leaseTiming(this.#settings, options), context);
     const { connection, collection } = this.#settings;
     return new Election(lease, {
       closing: this.#closing.signal,

@@ -24,6 +24,8 @@ export interface WaitPlan {
   readonly force: boolean;
   /** The contender will sleep and try again if the lock is busy (not `wait: 0`, not one attempt). */
   readonly waits: boolean;
+  /** The `wait` asked for in ms (`Infinity`: no limit), if no strategy was given: for telemetry. */
+  readonly wait?: number;
 }
 
 function checkSignal(signal: unknown, what: string): AbortSignal | undefined {
@@ -49,6 +51,7 @@ export function waitPlan(input: AcquireOptions | undefined, poll: number, what =
   if (options.strategy !== undefined)
     return { ...plan, strategy: checkStrategy(options.strategy, `${what}.strategy`), waits: true };
   if (within === undefined) return { ...plan, strategy: undefined, waits: false };
-  if (within === Infinity) return { ...plan, strategy: strategies.infinite({ interval: poll }), waits: true };
-  return { ...plan, strategy: strategies.bounded({ interval: poll, within }), waits: within > 0 };
+  if (within === Infinity)
+    return { ...plan, strategy: strategies.infinite({ interval: poll }), waits: true, wait: within };
+  return { ...plan, strategy: strategies.bounded({ interval: poll, within }), waits: within > 0, wait: within };
 }

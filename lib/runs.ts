@@ -7,6 +7,7 @@ import type { LockManager } from './manager.js';
 import { isClosedConnection, isConnectionError } from './mongo-errors.js';
 import { checkObject } from './options.js';
 import type { RunStore } from './run-store.js';
+import { publishRun, type RunEndOutcome } from './telemetry.js';
 
 /** How a tick's run stands or ended. */
 export type RunOutcome = 'running' | 'done' | 'failed' | 'lost' | 'missed';
@@ -238,18 +239,21 @@ export async function runTick<T>(
       }
       const run: Run = { name, scheduledAt, attempt: decision.attempt, token, signal: lease.signal, lease };
       hooks.run?.(run);
+      const ended = traceRun(run, manager.owner);
       let result: T;
       try {
         result = await fn(run);
       } catch (error) {
         const err = error instanceof Error ? error : new Error(String(error));
         if (!lease.held) {
+          ended('lost', lostReason(lease, err));
           hooks.failed?.(run, lostReason(lease, err));
           release = false;
           lastError = undefined;
           continue; // the next holder of the tick (maybe this loop) settles it
         }
         await finishWhileHeld(lease, () => store.finish(id, token, 'failed', err));
+        ended('failed', err);
         hooks.failed?.(run, err);
         lastError = err;
         if (decision.attempt > policy.retries) throw err;
@@ -257,17 +261,38 @@ export async function runTick<T>(
       }
       if (!lease.held || !(await finishWhileHeld(lease, () => store.finish(id, token, 'done')))) {
         // The lease ended before the run was recorded done: its work was not exclusive to the end.
+        ended('lost', lostReason(lease, undefined));
         hooks.failed?.(run, lostReason(lease, undefined));
         release = lease.held;
         lastError = undefined;
         continue;
       }
+      ended('done');
       hooks.done?.(run, result);
       return { ran: true, result };
     } finally {
       if (release && lease.held) await lease.release().catch((error: unknown) => context.report(error));
     }
   }
+}
+
+/** Publishes a run's start on `mongoose-distributed-lock:run`; returns what publishes its end. */
+function traceRun(run: Run, owner: string): (outcome: RunEndOutcome, error?: Error) => void {
+  const { name, scheduledAt, attempt, token } = run;
+  const started = performance.now();
+  publishRun(() => ({ phase: 'start', name, scheduledAt, attempt, token, owner }));
+  return (outcome, error) =>
+    publishRun(() => ({
+      phase: 'end',
+      name,
+      scheduledAt,
+      attempt,
+      token,
+      owner,
+      outcome,
+      durationMs: performance.now() - started,
+      ...(error && { error }),
+    }));
 }
 
 /** The error a run whose lease ended gets: the LeaseLostError (or why the hold ended). */

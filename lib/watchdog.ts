@@ -2,6 +2,7 @@ import type { LeaseTiming } from './options.js';
 import type { HoldKey, HoldState } from './store.js';
 import { LockError, LockErrorCode, type LostReason } from './errors.js';
 import { realClock, type Clock } from './clock.js';
+import { publishHeartbeat } from './telemetry.js';
 
 export type { Clock } from './clock.js';
 
@@ -160,6 +161,8 @@ export class Watchdog {
     this.#ticking = true;
     const started = this.#clock.now();
     let failed = false;
+    /** For telemetry: holds watched, renewed, and found lost by this tick. */
+    const count = { leases: this.#holds.size, renewed: 0, lost: 0 };
     try {
       const holds = [...this.#holds];
       // A renewal is worth waiting for as long as some hold's deadline has not passed (the deadline
@@ -184,7 +187,10 @@ export class Watchdog {
           (locks) => this.#store.renew(locks, timeout),
           (permits, store) => store.renew(permits, timeout),
         ).then(
-          () => (renewed = true),
+          () => {
+            renewed = true;
+            count.renewed = renewable.length;
+          },
           (error: unknown) => {
             failed = true;
             this.#onError(error);
@@ -222,6 +228,7 @@ export class Watchdog {
                 : undefined;
         if (reason || !state) {
           this.#holds.delete(hold);
+          count.lost++;
           hold.lost(reason ?? 'deleted');
           continue;
         }
@@ -245,6 +252,7 @@ export class Watchdog {
     } finally {
       this.#ticking = false;
       this.ticks++;
+      publishHeartbeat(count.leases, count.renewed, count.lost, failed, this.#clock.now() - started);
       this.#armDeadline();
       const interval = this.#shortestInterval();
       // After a failure, try again sooner: the deadline still bounds what a lost lease can do.

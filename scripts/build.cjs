@@ -5,6 +5,8 @@
 // the 0.0.1 API, with every named export attached, so `require('mongoose-distributed-lock')('name',
 // options)` keeps working; its types (dist/cjs/main.d.cts, copied from lib/main.d.cts) say so.
 //
+// Every other module is compiled as it is (dist/esm/opentelemetry.js is the `./opentelemetry` entry point).
+//
 // Options, for the type test (spec/types.spec.ts): `--out-dir <dir>` builds into <dir> instead of
 // dist/, and `--types-only` emits only the declaration files (and the entry points).
 
@@ -19,6 +21,14 @@ const { values } = parseArgs({
 });
 const dist = path.resolve(root, values['out-dir'] ?? 'dist');
 const tsc = require.resolve('typescript/bin/tsc');
+
+// The version the OpenTelemetry instrumentation reports (lib/version.ts) is package.json's.
+const { version } = require(path.join(root, 'package.json'));
+const versionSource = fs.readFileSync(path.join(root, 'lib', 'version.ts'), 'utf8');
+if (!versionSource.includes(`export const VERSION = '${version}';`)) {
+  console.error(`lib/version.ts does not say package.json's version (${version}): update its VERSION`);
+  process.exit(1);
+}
 
 fs.rmSync(dist, { recursive: true, force: true });
 for (const [format, moduleKind] of [

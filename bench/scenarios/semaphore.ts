@@ -1,7 +1,7 @@
 // A semaphore's uncontended acquire() + release() against the plain lock's, in one run, rounds
 // interleaved: what a permit costs over a lock (issue 13's target: at most 1.25x).
 import { LockManager } from 'mongoose-distributed-lock';
-import { connect, now, timedRow, type Context, type Row } from '../support';
+import { connect, interleaved, timedRow, type Context, type Row } from '../support';
 
 const COLLECTION = 'bench_semaphore';
 const TTL = 60_000;
@@ -22,19 +22,10 @@ export async function semaphore({ uri, quick }: Context): Promise<Row[]> {
       await permit.release();
     },
   };
-  const names = Object.keys(variants);
-  const times: Record<string, number[]> = { lock: [], permit: [] };
   const rounds = quick ? 300 : 3000;
-  const warmUp = 50;
+  let times: Record<string, number[]>;
   try {
-    for (let round = 0; round < warmUp + rounds; round++) {
-      for (let k = 0; k < names.length; k++) {
-        const name = names[(round + k) % names.length]!;
-        const started = now();
-        await variants[name]!();
-        if (round >= warmUp) times[name]!.push(now() - started);
-      }
-    }
+    times = await interleaved(variants, rounds);
   } finally {
     await manager.close();
     await connection.close();

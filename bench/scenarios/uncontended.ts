@@ -7,9 +7,9 @@ import { LockManager } from 'mongoose-distributed-lock';
 import {
   connect,
   DURABLE,
+  interleaved,
   median,
   minimalLockCommands,
-  now,
   rawLockCommands,
   timedRow,
   W1,
@@ -86,21 +86,10 @@ export async function uncontended({ uri, quick }: Context): Promise<Row[]> {
     same: byHand(minimalLockCommands(connection, COLLECTION, { acquire: DURABLE, release: W1 }), 'same'),
     w1: byHand(minimalLockCommands(connection, COLLECTION, { acquire: W1, release: W1 }), 'w1'),
   };
-  const names = Object.keys(variants);
-  const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   const rounds = quick ? 300 : 3000;
-  const warmUp = 50;
+  let times: Record<string, number[]>;
   try {
-    for (let round = 0; round < warmUp + rounds; round++) {
-      // Interleaved, starting with a different variant each round, so that noise on this shared
-      // machine (and any advantage of going first) falls on all alike.
-      for (let k = 0; k < names.length; k++) {
-        const name = names[(round + k) % names.length]!;
-        const started = now();
-        await variants[name]!(round);
-        if (round >= warmUp) times[name]!.push(now() - started);
-      }
-    }
+    times = await interleaved(variants, rounds);
   } finally {
     await manager.close();
     await connection.close();
