@@ -24,6 +24,8 @@ export interface LockDocument {
   freedAt?: Date;
   /** Someone waited for this hold to end: its release sends a signal to waiters in other processes. */
   contended?: boolean;
+  /** The hold is an election's leadership (informational: `mdlock top` shows it as a leader). */
+  election?: true;
   /** The hold this one took over, if it took over one that was never released (expired, or forced). */
   previous?: EndedHold;
 }
@@ -105,6 +107,8 @@ export interface AcquireRequest {
   readonly force?: boolean;
   /** The contender will wait if it is busy: mark the lock `contended`. */
   readonly waiting?: boolean;
+  /** The hold is an election's: marked `election: true`, for operators' views (`mdlock top`). */
+  readonly election?: boolean;
   /** History is on: stash the hold this one takes over as `previous`, and answer with it. */
   readonly history?: boolean;
   /** Fair waiting: queue behind the live waiters that came first (see {@link fairAcquireCommand}). */
@@ -129,7 +133,7 @@ export function serverBound(maxTimeMS: number | undefined, writeConcern: { reado
 export const nextToken = { $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] };
 
 /** The hold an acquisition writes (a retried one that finds its own keeps token, acquiredAt, previous). */
-function newHold(id: { $literal: string }, owner: string, ttl: number) {
+function newHold(id: { $literal: string }, owner: string, ttl: number, election = false) {
   /** A field of the hold that a retried attempt finds already its own keeps its value. */
   const kept = (field: string, value: unknown) => ({ $cond: ['$$mine', `$${field}`, value] });
   const hold: Record<string, unknown> = {
@@ -141,6 +145,7 @@ function newHold(id: { $literal: string }, owner: string, ttl: number) {
     expiresAt: { $add: ['$$NOW', { $literal: ttl }] },
     ttl: { $literal: ttl },
   };
+  if (election) hold.election = true;
   return { hold, previous: kept('previous', endedHold) };
 }
 
@@ -194,7 +199,7 @@ export function acquireCommand(request: AcquireRequest) {
   const { name, leaseId, owner, ttl, force = false, waiting = false, history = false, maxTimeMS } = request;
   const id = { $literal: leaseId };
   const ours = { $eq: ['$leaseId', id] };
-  const { hold, previous } = newHold(id, owner, ttl);
+  const { hold, previous } = newHold(id, owner, ttl, request.election === true);
   if (history) hold.previous = previous;
   // Busy: left as it is, but for the contended mark. Free, expired or our own: the new hold.
   const busy = waiting ? { $mergeObjects: ['$$ROOT', { contended: true }] } : '$$ROOT';
@@ -376,7 +381,7 @@ function fairAcquireCommand(request: AcquireRequest) {
   const id = { $literal: leaseId };
   const ours = { $eq: ['$leaseId', id] };
   const left = { $filter: { input: '$$queue', as: 'e', cond: { $ne: ['$$e.leaseId', id] } } };
-  const { hold, previous } = newHold(id, owner, ttl);
+  const { hold, previous } = newHold(id, owner, ttl, request.election === true);
   hold.queue = left;
   // Others still wait: this hold's release must hand over and signal.
   hold.contended = { $cond: [{ $gt: [{ $size: left }, 0] }, true, '$$REMOVE'] };

@@ -284,6 +284,8 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
           force,
           waiting: waits,
           fair: this.#timing.fair === true,
+          // Marked only for elections: every other acquisition's command stays as it was.
+          ...(this.kind === 'election' && { election: true }),
         };
         watch?.mark();
         const sentAt = clock.now();

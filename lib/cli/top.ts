@@ -28,8 +28,13 @@ export interface TopHolder {
 export interface Snapshot {
   /** The server's clock, in ms. */
   readonly now: number;
-  /** The locks held now (elections' included: an election is a lock named after it). */
-  readonly locks: readonly { readonly name: string; readonly holder: TopHolder; readonly contended: boolean }[];
+  /** The locks held now; `leader`: the lock is an election's (its holder leads). */
+  readonly locks: readonly {
+    readonly name: string;
+    readonly holder: TopHolder;
+    readonly contended: boolean;
+    readonly leader?: boolean;
+  }[];
   readonly semaphores: readonly {
     readonly name: string;
     readonly limit: number;
@@ -93,11 +98,20 @@ function groups(snapshot: Snapshot): Group[] {
   ];
   const waiting = (contended: boolean) => (contended ? 'waiters' : '');
   return [
-    ...snapshot.locks.map(({ name, holder, contended }) => ({
+    ...snapshot.locks.map(({ name, holder, contended, leader }) => ({
       kind: 'lock' as const,
       name,
       left: left(holder),
-      rows: [['lock', name, holder.owner, String(holder.token), timeBar(left(holder), holder.ttl), waiting(contended)]],
+      rows: [
+        [
+          leader ? 'leader' : 'lock',
+          name,
+          holder.owner,
+          String(holder.token),
+          timeBar(left(holder), holder.ttl),
+          waiting(contended),
+        ],
+      ],
     })),
     ...snapshot.semaphores.map(({ name, limit, holders, contended }) => ({
       kind: 'semaphore' as const,
@@ -201,9 +215,9 @@ export async function readSnapshot(connection: Connection, collection: string, p
     serverNow(connection),
     db
       .collection(collection)
-      .aggregate<{ _id: string; contended?: boolean } & StoredHolder>([
+      .aggregate<{ _id: string; contended?: boolean; election?: boolean } & StoredHolder>([
         { $match: { $expr: heldNow } },
-        { $project: { ...holderFields, contended: 1 } },
+        { $project: { ...holderFields, contended: 1, election: 1 } },
         { $sort: { _id: 1 } },
       ])
       .toArray(),
@@ -248,7 +262,12 @@ export async function readSnapshot(connection: Connection, collection: string, p
   });
   return {
     now,
-    locks: plainLocks.map((doc) => ({ name: doc._id, holder: toHolder(doc), contended: doc.contended === true })),
+    locks: plainLocks.map((doc) => ({
+      name: doc._id,
+      holder: toHolder(doc),
+      contended: doc.contended === true,
+      leader: doc.election === true,
+    })),
     semaphores: semaphores
       .filter((doc) => typeof doc.limit === 'number' && matches(doc._id))
       .map((doc) => ({

@@ -160,7 +160,7 @@ test('--once: one plain frame with a lock, a semaphore, a read-write lock, a lea
     expect.stringMatching(/^semaphore +encode +1\/3 held +- *$/),
     expect.stringMatching(new RegExp(`^ +permit +once +${permit.token} +${bar}$`)),
     expect.stringMatching(/^job +nightly +once +\d+ +done, tick 2030-01-01T03:00:00.000Z$/),
-    expect.stringMatching(new RegExp(`^lock +scheduler +once +${leader} +${bar}$`)), // the leader
+    expect.stringMatching(new RegExp(`^leader +scheduler +once +${leader} +${bar}$`)), // the election's lock
   ]);
   // Each bar is the part of its ttl (30 s) the hold has left, in tenths.
   for (const line of lines.filter((l) => l.includes('['))) {
