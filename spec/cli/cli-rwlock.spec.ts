@@ -75,13 +75,15 @@ test('release --force of a semaphore: --token frees one permit (its holder sees 
   const m = await locks.manager({ owner: 'worker' });
   const sem = m.semaphore('pool', { limit: 3 });
   const [p1, p2] = [await sem.acquire(), await sem.acquire()];
+  // Listened for before the command runs: the holder's watchdog may see the loss before it exits.
+  const p1Lost = nextEvent(p1, 'lost');
   const one = await mdlock.run(['release', '--force', 'pool', '--token', String(p1.token)]);
   expect(one).toMatchObject({
     code: 0,
     stderr: '',
     stdout: `released 1 permit of semaphore "pool" (held by worker (token ${p1.token}))\n`,
   });
-  await nextEvent(p1, 'lost');
+  await p1Lost;
   expect(p2.held).toBe(true);
   expect((await sem.inspect()).holders.map((h) => h.token)).toEqual([p2.token]);
 
@@ -89,6 +91,7 @@ test('release --force of a semaphore: --token frees one permit (its holder sees 
   expect(JSON.parse(again.stdout)).toEqual({ name: 'pool', kind: 'semaphore', released: false, holders: [] });
 
   const p3 = await sem.acquire();
+  const othersLost = Promise.all([nextEvent(p2, 'lost'), nextEvent(p3, 'lost')]);
   const all = await mdlock.run(['release', '--force', 'pool', '--json']);
   expect(JSON.parse(all.stdout)).toEqual({
     name: 'pool',
@@ -99,20 +102,21 @@ test('release --force of a semaphore: --token frees one permit (its holder sees 
       { owner: 'worker', token: p3.token },
     ],
   });
-  await Promise.all([nextEvent(p2, 'lost'), nextEvent(p3, 'lost')]);
+  await othersLost;
   expect((await sem.inspect()).holders).toEqual([]);
 });
 
 test('release --force of a read-write lock, and --kind when a held lock and a held semaphore share a name', async () => {
   const m = await locks.manager({ owner: 'worker' });
   const w = await m.readWriteLock('catalog').write();
+  const wLost = nextEvent(w, 'lost');
   const freed = await mdlock.run(['release', '--force', 'catalog']);
   expect(freed).toMatchObject({
     code: 0,
     stderr: '',
     stdout: `released 1 hold of read-write lock "catalog" (held by worker (token ${w.token}))\n`,
   });
-  await nextEvent(w, 'lost');
+  await wLost;
 
   const lock = await m.acquire('twin');
   const permit = await m.semaphore('twin', { limit: 1 }).acquire();
@@ -120,9 +124,10 @@ test('release --force of a read-write lock, and --kind when a held lock and a he
   expect(ambiguous).toMatchObject({ code: 64, stdout: '' });
   expect(ambiguous.stderr).toBe('mdlock: "twin" names a held lock and semaphore: say which with --kind\n');
   expect(lock.held && permit.held).toBe(true);
+  const permitLost = nextEvent(permit, 'lost');
   const chosen = await mdlock.run(['release', '--force', 'twin', '--kind', 'semaphore']);
   expect(chosen.stdout).toBe(`released 1 permit of semaphore "twin" (held by worker (token ${permit.token}))\n`);
-  await nextEvent(permit, 'lost');
+  await permitLost;
   expect(lock.held).toBe(true);
   // --token picks a permit or a read-write hold: the held lock of that name is never meant.
   const byToken = await mdlock.run(['release', '--force', 'twin', '--token', String(lock.token)]);
