@@ -82,6 +82,20 @@ export class RunStore {
     );
   }
 
+  /**
+   * The ticks of `name` claimed but not settled (`running` or `failed`) from `since` on, oldest
+   * first, at most `limit`: a process starting takes them up, since their runners may all be gone.
+   */
+  async unsettled(name: string, since: Date, limit: number): Promise<RunDocument[]> {
+    return this.#run(`reading the unsettled runs of "${name}"`, (records) =>
+      records
+        .find({ name, scheduledAt: { $gte: since }, outcome: { $in: ['running', 'failed'] } })
+        .sort({ scheduledAt: 1 })
+        .limit(limit)
+        .toArray(),
+    );
+  }
+
   async list(name: string, limit: number): Promise<RunRecord[]> {
     const docs = await this.#run(`reading the runs of "${name}"`, (records) =>
       records.find({ name }).sort({ scheduledAt: -1 }).limit(limit).toArray(),

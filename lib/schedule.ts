@@ -327,12 +327,18 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
    * reached them yet.
    */
   async #startingPoint(): Promise<Date> {
-    const { tolerance } = this.#settings;
+    const { tolerance, catchUp } = this.#settings;
     const started = Date.now(); // ticks after schedule() was called are this job's, however long the read takes
     let newest: RunRecord | null;
+    let older: RunRecord[];
     for (;;) {
       try {
         newest = await this.#context.store.newest(this.name);
+        // Older ticks left unsettled: every process that knew of them may be gone (a runner killed,
+        // then the peer that waited for its lease), so nobody else would come back to them.
+        older = newest
+          ? await this.#context.store.unsettled(this.name, new Date(started - catchUp), MAX_CATCH_UP_TICKS)
+          : [];
         break;
       } catch (error) {
         this.#error(error);
@@ -343,7 +349,15 @@ export class ScheduledJob extends EventEmitter<ScheduledJobEvents> {
     if (!newest) return new Date(started);
     const unsettled = newest.outcome === 'running' || newest.outcome === 'failed';
     const from = newest.scheduledAt.getTime() - (unsettled ? 1 : 0);
-    return new Date(Math.min(from, started - tolerance));
+    const start = Math.min(from, started - tolerance);
+    const behind = older.filter((record) => record.scheduledAt.getTime() <= start);
+    if (behind.length > 0) this.#track(this.#settle(behind.map((record) => record.scheduledAt)));
+    return new Date(start);
+  }
+
+  /** Ticks claimed but left unsettled, oldest first: runOnce retries each or records it lost. */
+  async #settle(ticks: Date[]): Promise<void> {
+    for (const tick of ticks) if (!this.stopped) await this.#tick(tick);
   }
 
   async #misfire(ticks: Date[], quiet = false): Promise<void> {

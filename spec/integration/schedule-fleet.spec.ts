@@ -1,7 +1,7 @@
 // Scheduling across real processes (spec/fixtures/schedule-worker.ts): a fleet whose clocks are
 // 1.5 s apart runs every tick of a per-second schedule exactly once; so does node-cron with
 // runCoordinator(); a runner killed mid-run is retried by another process with attempt 2 and a
-// larger token, or recorded lost when no retry is left.
+// larger token, or recorded lost when no retry is left; a process starting settles an older tick left running.
 import type { Connection } from 'mongoose';
 import { elapse, lockFixture } from '../helpers/locks';
 import { databaseUri } from '../helpers/mongo';
@@ -164,5 +164,40 @@ test('a runner killed mid-run: with retries 0 the tick is recorded lost, and nob
   expect(called).toBe(false);
   expect(await manager.runs('killed-once')).toEqual([
     expect.objectContaining({ attempt: 1, token: doomed.token, owner: 'doomed', outcome: 'lost' }),
+  ]);
+});
+
+test('a process starting takes up an older tick left running by a killed runner, though a later tick is settled', async () => {
+  // The runner of T was killed, and so was every peer that knew of T; a later tick was done since.
+  // The process that starts next must settle T (here: attempt 2 runs), not only the newest record.
+  const now = Math.floor(Date.now() / 1000) * 1000;
+  const old = new Date(now - 20_000);
+  const doomed = await hangingRunner('orphaned', old, 1);
+  children.kill(doomed.child, 'SIGKILL');
+  await doomed.child.exited;
+  const manager = await locks.manager({ owner: 'newcomer' });
+  expect(await manager.runOnce('orphaned', new Date(now - 10_000), () => 'later')).toEqual({
+    ran: true,
+    result: 'later',
+  });
+  const runs: Array<[number, number]> = [];
+  // Once a year: nothing but the records brings T back.
+  const job = manager.schedule(
+    'orphaned',
+    '0 0 1 1 *',
+    (run) => void runs.push([run.scheduledAt.getTime(), run.attempt]),
+    {
+      ttl: '2s',
+      retries: 1,
+    },
+  );
+  const done = await new Promise<number>((resolve) => job.on('done', (run) => resolve(run.scheduledAt.getTime())));
+  await job.stop();
+  expect(done).toBe(old.getTime());
+  expect(runs).toEqual([[old.getTime(), 2]]);
+  const records = await manager.runs('orphaned');
+  expect(records.map((r) => [r.scheduledAt.getTime(), r.outcome, r.attempt])).toEqual([
+    [now - 10_000, 'done', 1],
+    [old.getTime(), 'done', 2],
   ]);
 });
