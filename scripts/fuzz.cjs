@@ -2,10 +2,12 @@
 'use strict';
 // Runs the property suites (spec/property) longer than `npm test` does, on the test engine:
 //   npm run fuzz -- --runs 500          every property 500 runs (model: 500 sequences)
-//   npm run fuzz -- --minutes 10        every property for its share of 10 minutes
+//   npm run fuzz -- --minutes 10        the whole run takes about 10 minutes: each suite file gets
+//                                       its slot of them (files run two at a time, one per core), and
+//                                       each property of a file its share of the slot
 //   npm run fuzz -- --commands 40       longest model sequence (default 25 here, 12 in npm test)
 //   npm run fuzz -- --seed 123 --path 4:1 [--replay NDW:F]   replay a reported failure (same --commands)
-//   npm run fuzz -- --only model        one suite (options, model, semaphore or rwlock)
+//   npm run fuzz -- --only model        one suite (options, operator-options, model, semaphore or rwlock)
 // Prints a summary line: runs, sequences and commands executed, read from the counts the
 // suites write. Exits non-zero if a property failed (fast-check prints its seed and counterexample).
 const { spawnSync } = require('node:child_process');
@@ -14,7 +16,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const usage =
-  'usage: npm run fuzz -- [--runs N | --minutes N] [--commands N] [--seed N [--path P] [--replay R]] [--only options|model|semaphore|rwlock]';
+  'usage: npm run fuzz -- [--runs N | --minutes N] [--commands N] [--seed N [--path P] [--replay R]] [--only options|operator-options|model|semaphore|rwlock]';
 
 function parseArgs(argv) {
   const options = {
@@ -60,8 +62,8 @@ function parseArgs(argv) {
         i++;
         break;
       case '--only':
-        if (!['options', 'model', 'semaphore', 'rwlock'].includes(value))
-          fail(`--only takes options, model, semaphore or rwlock, got ${value}`);
+        if (!['options', 'operator-options', 'model', 'semaphore', 'rwlock'].includes(value))
+          fail(`--only takes options, operator-options, model, semaphore or rwlock, got ${value}`);
         options.only = value;
         i++;
         break;
@@ -86,17 +88,24 @@ function fail(message) {
 
 const options = parseArgs(process.argv.slice(2));
 const counts = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mdl-fuzz-')), 'counts.jsonl');
+const target = options.only ? `spec/property/${options.only}.spec.ts` : 'spec/property';
+/** Jest's workers (jest.config.js): the suite files run this many at a time. */
+const WORKERS = 2;
+const files = options.only
+  ? 1
+  : fs.readdirSync(path.join(__dirname, '..', 'spec', 'property')).filter((f) => f.endsWith('.spec.ts')).length;
+/** Each file's minutes, so that the files, WORKERS at a time, take about `--minutes` together. */
+const slot = options.minutes === undefined ? undefined : options.minutes / Math.ceil(files / WORKERS);
 const env = {
   ...process.env,
   FUZZ_COUNTS_FILE: counts,
   FUZZ_COMMANDS: String(options.commands),
   ...(options.runs !== undefined ? { FUZZ_RUNS: String(options.runs) } : {}),
-  ...(options.minutes !== undefined ? { FUZZ_MINUTES: String(options.minutes) } : {}),
+  ...(slot !== undefined ? { FUZZ_MINUTES: String(slot) } : {}),
   ...(options.seed !== undefined ? { FUZZ_SEED: options.seed } : {}),
   ...(options.path !== undefined ? { FUZZ_PATH: options.path } : {}),
   ...(options.replay !== undefined ? { FUZZ_REPLAY_PATH: options.replay } : {}),
 };
-const target = options.only ? `spec/property/${options.only}.spec.ts` : 'spec/property';
 const jest = require.resolve('jest/bin/jest');
 const started = Date.now();
 const result = spawnSync(process.execPath, [jest, target], {

@@ -9,6 +9,8 @@ import { lockFixture } from '../helpers/locks';
 import { fuzzParameters, invalidArgumentProblem, propertyTimeout, within } from './support';
 
 const locks = lockFixture({ ttl: '30s', collection: 'operators' });
+/** Each property's share of a timed fuzz run (FUZZ_MINUTES): the file's two properties split it. */
+const SHARE = 0.5;
 let manager: LockManager;
 beforeAll(async () => {
   manager = await locks.manager({ owner: 'op' });
@@ -25,26 +27,30 @@ const anything = fc.oneof(
   fc.string(),
 );
 
-test('list(options): `all` is a boolean or absent; with it, every kind with its `kind`', () =>
-  fc.assert(
-    fc.asyncProperty(fc.oneof(fc.constant(undefined), fc.boolean(), anything), async (all) => {
-      const good = all === undefined || typeof all === 'boolean';
-      let listed: Promise<unknown[]>;
-      try {
-        listed = manager.list({ all } as { all?: boolean });
-      } catch (error) {
-        if (good) throw error;
-        const problem = invalidArgumentProblem(error, ['list() options.all']);
-        if (problem) throw new Error(problem, { cause: error });
-        return;
-      }
-      if (!good) throw new Error(`list({ all: ${String(all)} }) was accepted`);
-      const entries = (await within(listed, 10_000, 'list()')) as { kind?: unknown }[];
-      if (!entries.every((e) => (all === true ? typeof e.kind === 'string' : e.kind === undefined)))
-        throw new Error(`list({ all: ${String(all)} }) entries: ${JSON.stringify(entries)}`);
-    }),
-    fuzzParameters(30),
-  ));
+test(
+  'list(options): `all` is a boolean or absent; with it, every kind with its `kind`',
+  () =>
+    fc.assert(
+      fc.asyncProperty(fc.oneof(fc.constant(undefined), fc.boolean(), anything), async (all) => {
+        const good = all === undefined || typeof all === 'boolean';
+        let listed: Promise<unknown[]>;
+        try {
+          listed = manager.list({ all } as { all?: boolean });
+        } catch (error) {
+          if (good) throw error;
+          const problem = invalidArgumentProblem(error, ['list() options.all']);
+          if (problem) throw new Error(problem, { cause: error });
+          return;
+        }
+        if (!good) throw new Error(`list({ all: ${String(all)} }) was accepted`);
+        const entries = (await within(listed, 10_000, 'list()')) as { kind?: unknown }[];
+        if (!entries.every((e) => (all === true ? typeof e.kind === 'string' : e.kind === undefined)))
+          throw new Error(`list({ all: ${String(all)} }) entries: ${JSON.stringify(entries)}`);
+      }),
+      fuzzParameters(30, SHARE),
+    ),
+  propertyTimeout(60_000, SHARE),
+);
 
 test(
   'forceRelease(name, { kind, token }): bad values throw naming the option; good ones free exactly the holds named',
@@ -98,7 +104,7 @@ test(
           }
         },
       ),
-      fuzzParameters(25),
+      fuzzParameters(25, SHARE),
     ),
-  propertyTimeout(60_000),
+  propertyTimeout(60_000, SHARE),
 );
