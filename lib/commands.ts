@@ -344,11 +344,12 @@ export const aheadOf = (id: { $literal: string }) => ({
  * entry's expiry pushed to $$NOW + ttl (its place kept) once less than half the ttl is left.
  * Not before: then the attempt changes nothing, and the server skips the write (and its journal
  * flush), as it does for a busy unfair attempt on a lock already marked contended. Every waiter
- * tries again at each release, so this saves a durable write per waiter per hand-over.
+ * tries again at each release, so this saves a durable write per waiter per hand-over. `extra`:
+ * more fields of a new entry (a read-write lock's waiter's mode).
  */
-export function joinQueue(id: { $literal: string }, owner: string, ttl: number) {
+export function joinQueue(id: { $literal: string }, owner: string, ttl: number, extra: Record<string, unknown> = {}) {
   const expiresAt = { $add: ['$$NOW', { $literal: ttl }] };
-  const entry = { leaseId: id, owner: { $literal: owner }, ttl: { $literal: ttl }, expiresAt };
+  const entry = { leaseId: id, owner: { $literal: owner }, ttl: { $literal: ttl }, expiresAt, ...extra };
   const due = { $lt: ['$$e.expiresAt', { $add: ['$$NOW', { $literal: ttl / 2 }] }] };
   return {
     $cond: [

@@ -43,7 +43,7 @@ import {
   type ReadWriteLockOptions,
   type RwLockReader,
 } from './rwlock.js';
-import { forceReleaseHoldersCommand } from './rwlock-commands.js';
+import { fairReleaseRwCommand, forceReleaseHoldersCommand } from './rwlock-commands.js';
 import { setUp } from './setup.js';
 import { ReleaseSignals } from './signals.js';
 import { LockStore } from './store.js';
@@ -146,17 +146,19 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     const store = this.#store;
     this.#semaphores = new SemaphoreStore(store, `${settings.collection}.semaphores`, settings.commandTimeout);
     const semaphores = this.#semaphores;
-    this.#rwlocks = new SemaphoreStore(store, `${settings.collection}.rwlocks`, settings.commandTimeout);
+    this.#rwlocks = new SemaphoreStore(
+      store,
+      `${settings.collection}.rwlocks`,
+      settings.commandTimeout,
+      fairReleaseRwCommand,
+    );
     this.#readRwLocks = rwLockReader(store, this.#rwlocks.collectionName, settings.commandTimeout);
     this.#watchdog = new Watchdog(
       {
         renew: (h, t) => store.renew(h, t),
         read: (n, t) => store.read(n, t),
         renewQueued: (w, t) => store.renewQueued(w, t),
-        permits: {
-          ...permitStores(this.#semaphores, this.#rwlocks),
-          renewQueued: (w, t) => semaphores.renewQueued(w, t),
-        },
+        permits: permitStores(semaphores, this.#rwlocks),
       },
       (error) => this.#report(error),
     );
@@ -344,7 +346,11 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
       return [
         ...locks.map((info) => ({ kind: 'lock' as const, ...info })),
         ...semaphores,
-        ...rwlocks.map((info) => ({ kind: 'rwlock' as const, ...info, waiting: rwWaiting(this.#context, info.name) })),
+        ...rwlocks.map(({ queued: _queued, ...info }) => ({
+          kind: 'rwlock' as const,
+          ...info,
+          waiting: rwWaiting(this.#context, info.name),
+        })),
       ];
     });
   }

@@ -3,8 +3,23 @@
 // release, batched renewal and read-back serve it unchanged), in its own collection
 // `<collection>.rwlocks`, with a mode per holder and a waiting writer's marker. Every caller value
 // is a `$literal`; every expiry is judged by the server's `$$NOW`.
-import { DURABLE, RELAXED, serverBound } from './commands.js';
-import { grantParts, mineProjection, type PermitHolder, type PermitRequest } from './semaphore-commands.js';
+import {
+  aheadOf,
+  DURABLE,
+  joinQueue,
+  liveQueue,
+  RELAXED,
+  serverBound,
+  upsertOptions,
+  type QueueEntry,
+} from './commands.js';
+import {
+  fairHandOverCommand,
+  grantParts,
+  mineProjection,
+  type PermitHolder,
+  type PermitRequest,
+} from './semaphore-commands.js';
 
 /** Shared (many readers) or exclusive (one writer). */
 export type RwMode = 'read' | 'write';
@@ -24,6 +39,8 @@ export interface RwLockDocument {
   writerWaiting?: { leaseId: string; expiresAt: Date } | null;
   /** A contender found the lock busy and waits: a release signals waiters in other processes. */
   contended?: boolean;
+  /** Fair waiters, readers and writers, in the order they began to wait (see docs/fairness.md). */
+  queue?: (QueueEntry & { mode: RwMode })[];
 }
 
 /** One attempt to take a read-write lock in `mode` (`waiting`: a writer also sets its marker). */
@@ -49,6 +66,7 @@ const live = (path: string) => ({ $gt: [path, '$$NOW'] });
  * that it renews its marker in time).
  */
 export function acquireRwCommand(request: RwRequest) {
+  if (request.fair === true) return fairAcquireRwCommand(request);
   const { name, mode, leaseId, owner, ttl, waiting = false, maxTimeMS } = request;
   const parts = grantParts(leaseId, owner, ttl);
   const { id, expiresAt, renewMine } = parts;
@@ -133,6 +151,93 @@ export function acquireRwCommand(request: RwRequest) {
   return { filter: { _id: name }, update, options };
 }
 
+/**
+ * A fair attempt (`fair: true`): first come, first served among fair readers and writers alike.
+ * The hold is granted only if `mode` goes with the live holds (a reader: no live writer; a writer:
+ * no live holder) AND no live waiter is queued ahead of this one; the grant takes it out of the
+ * queue. Otherwise a `waiting` contender joins the queue with its mode (or refreshes its entry,
+ * keeping its place) and marks the lock contended. The `writerWaiting` marker plays no part: the
+ * queue keeps a writer's turn. A retried attempt that finds its own live hold keeps it. A busy
+ * answer's `remaining` is the earliest live hold's time left, or the ttl when none is live (the
+ * waiters ahead take their turn; this one keeps to its poll and its wake-up signal).
+ */
+function fairAcquireRwCommand(request: RwRequest) {
+  const { name, mode, leaseId, owner, ttl, waiting = false, maxTimeMS } = request;
+  const parts = grantParts(leaseId, owner, ttl);
+  const { id, renewMine } = parts;
+  const grant = { ...parts.grant, mode: { $literal: mode } };
+  const goesWith = mode === 'write' ? { $eq: [{ $size: '$$live' }, 0] } : { $not: [{ $in: ['write', '$$live.mode'] }] };
+  const left = { $filter: { input: '$$queue', as: 'e', cond: { $ne: ['$$e.leaseId', id] } } };
+  const granted = { token: '$$next', holders: { $concatArrays: ['$$live', [grant]] }, queue: left };
+  const busy = waiting
+    ? { $mergeObjects: ['$$ROOT', { contended: true, queue: joinQueue(id, owner, ttl, { mode: { $literal: mode } }) }] }
+    : '$$ROOT';
+  const update = [
+    {
+      $replaceWith: {
+        $let: {
+          vars: {
+            live: { $filter: { input: holders, as: 'h', cond: live('$$h.expiresAt') } },
+            queue: liveQueue,
+            next: { $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] },
+          },
+          in: {
+            $switch: {
+              branches: [
+                { case: { $in: [id, '$$live.leaseId'] }, then: { $mergeObjects: ['$$ROOT', { holders: renewMine }] } },
+                {
+                  case: { $and: [goesWith, { $eq: [aheadOf(id), 0] }] },
+                  then: { $mergeObjects: ['$$ROOT', granted] },
+                },
+              ],
+              default: busy,
+            },
+          },
+        },
+      },
+    },
+  ];
+  const ends = { $filter: { input: holders, as: 'h', cond: live('$$h.expiresAt') } };
+  const remaining = {
+    $ifNull: [
+      { $subtract: [{ $min: { $map: { input: ends, as: 'h', in: '$$h.expiresAt' } } }, '$$NOW'] },
+      { $literal: ttl },
+    ],
+  };
+  const options = upsertOptions({ _id: 0, mine: mineProjection(leaseId), remaining }, maxTimeMS);
+  return { filter: { _id: name }, update, options };
+}
+
+/**
+ * The release of a fair read or write hold, and the leave of a fair waiter (one command for both,
+ * as for semaphores): `leaseId`'s hold or queue entry goes, and in the same update the first live
+ * waiters are handed what they wait for, in queue order: a writer at the head if no live hold is
+ * left; else the readers at the head, up to the first writer, if no live writer holds it. Each
+ * handed hold takes the next token, its own ttl from $$NOW, and its mode. Answers as the
+ * semaphore's fair release does, so that a hand-over is signalled.
+ */
+export function fairReleaseRwCommand(name: string, leaseId: string, maxTimeMS?: number) {
+  const rest = '$_rest';
+  const head = { $arrayElemAt: [`${rest}.mode`, 0] };
+  const readersAtHead = {
+    $let: {
+      vars: { w: { $indexOfArray: [`${rest}.mode`, 'write'] } },
+      in: { $cond: [{ $lt: ['$$w', 0] }, { $size: rest }, '$$w'] },
+    },
+  };
+  const grants = {
+    $switch: {
+      branches: [
+        { case: { $eq: [{ $size: rest }, 0] }, then: 0 },
+        { case: { $eq: [head, 'write'] }, then: { $cond: [{ $eq: [{ $size: '$_live' }, 0] }, 1, 0] } },
+        { case: { $in: ['write', '$_live.mode'] }, then: 0 },
+      ],
+      default: readersAtHead,
+    },
+  };
+  return fairHandOverCommand(name, leaseId, grants, { mode: '$$e.mode' }, maxTimeMS);
+}
+
 /** A live holder's public fields (the lease id stays private). */
 const publicHolder = {
   owner: '$$h.owner',
@@ -158,6 +263,8 @@ export const rwInfoProjection = {
       null,
     ],
   },
+  /** Fair waiters queued now (live entries), from every process. */
+  queued: { $size: liveQueue },
 };
 
 /**

@@ -19,7 +19,11 @@ import type { SemaphoreHolder, SemaphoreStore } from './semaphore-store.js';
 import type { LockStore } from './store.js';
 import type { WatchdogStore } from './watchdog.js';
 
-/** Options of {@link LockManager.readWriteLock}: the ttl and heartbeat of its holds (the manager's by default). */
+/**
+ * Options of {@link LockManager.readWriteLock}: the ttl and heartbeat of its holds (the manager's
+ * by default), and `fair`: readers and writers served strictly in the order they began to wait
+ * (the manager's `fair` by default).
+ */
 export type ReadWriteLockOptions = LeaseOptions;
 
 /** One live hold of a read-write lock, as `inspect()` shows it: a semaphore holder's fields. */
@@ -34,13 +38,15 @@ export interface ReadWriteLockInfo {
   readonly writer: ReadWriteLockHolder | null;
   /**
    * A writer waits and holds new readers back (the live `writerWaiting` marker, see
-   * docs/semaphores.md): when its marker expires unless renewed; `null` when no writer waits.
+   * docs/semaphores.md): when its marker expires unless renewed; `null` when no writer waits (and
+   * always with `fair`, whose queue keeps a writer's turn).
    */
   readonly writerWaiting: { readonly expiresAt: Date } | null;
   /**
-   * Acquisitions of this lock (reads and writes) waiting in this manager, through any of its
-   * declarations; other processes' waits are not recorded (a waiting writer elsewhere shows as
-   * `writerWaiting`).
+   * Without `fair`: acquisitions of this lock (reads and writes) waiting in this manager, through
+   * any of its declarations; other processes' waits are not recorded (a waiting writer elsewhere
+   * shows as `writerWaiting`). With `fair`: the live fair waiters queued in the lock's document,
+   * from every process.
    */
   readonly waiting: number;
 }
@@ -52,9 +58,11 @@ export interface ReadWriteLockInfo {
  * the database stops listing it, released by the manager's `close()`), with a fencing token: the
  * tokens of one read-write lock grow across all of its holds, reads and writes.
  *
- * Writer preference: a writer that waits marks the lock, and while the mark is live no new reader
- * is admitted; the writer gets the lock once the current readers release or expire. Among
- * several waiting writers no order is promised.
+ * Without `fair`, writer preference: a writer that waits marks the lock, and while the mark is
+ * live no new reader is admitted; the writer gets the lock once the current readers release or
+ * expire. Among several waiting writers no order is promised. With `fair`, first come, first
+ * served: readers and writers are granted in the order they began to wait (consecutive readers
+ * together), and a release hands the lock to the waiters at the head of the queue.
  */
 export class ReadWriteLock {
   /** The lock's name. */
@@ -115,7 +123,7 @@ export class ReadWriteLock {
       readers: stored?.readers ?? [],
       writer: stored?.writer ?? null,
       writerWaiting: stored?.writerWaiting ?? null,
-      waiting: this.#waits.count,
+      waiting: this.#timing.fair === true ? (stored?.queued ?? 0) : this.#waits.count,
     }));
     host.pending(work);
     return work;
@@ -189,9 +197,8 @@ export function declareReadWriteLock(
 ): ReadWriteLock {
   const checked = checkName(name, 'read-write lock name');
   const what = 'read-write lock options';
-  const { ttl, heartbeat } = checkObject(input, what);
-  // Read-write locks keep their own order (writer preference): a manager's `fair` is not theirs.
-  const timing = { ...leaseTiming(settings, { ttl, heartbeat }, what), fair: false };
+  const { ttl, heartbeat, fair } = checkObject(input, what);
+  const timing = leaseTiming(settings, { ttl, heartbeat, fair }, what);
   const timeout = settings.commandTimeout;
   const declared: Declared = {
     base: context,
@@ -219,8 +226,11 @@ const rwWaits = (context: LeaseContext, name: string) => waitCounter(context, `r
 /** How many acquisitions of the read-write lock `name` wait in the manager of `context`. @internal */
 export const rwWaiting = (context: LeaseContext, name: string): number => rwWaits(context, name).count;
 
-/** A read-write lock as stored: {@link ReadWriteLockInfo} without this manager's waits. @internal */
-export type StoredRwLock = Omit<ReadWriteLockInfo, 'waiting'>;
+/**
+ * A read-write lock as stored: {@link ReadWriteLockInfo} without this manager's waits, and the
+ * live fair waiters queued in its document. @internal
+ */
+export type StoredRwLock = Omit<ReadWriteLockInfo, 'waiting'> & { readonly queued: number };
 
 /** Reads the read-write lock `name` (a list of one, or none), or every one without a name, by name. @internal */
 export type RwLockReader = (name?: string) => Promise<StoredRwLock[]>;
@@ -232,7 +242,7 @@ export type RwLockReader = (name?: string) => Promise<StoredRwLock[]>;
 export function rwLockReader(store: LockStore, collection: string, timeout: number): RwLockReader {
   type Read = { _id: string; readers: ReadWriteLockHolder[]; writers: ReadWriteLockHolder[] } & Pick<
     StoredRwLock,
-    'writerWaiting'
+    'writerWaiting' | 'queued'
   >;
   const byToken = (holders: ReadWriteLockHolder[]) =>
     holders.map((h) => ({ ...h, token: Number(h.token) })).sort((a, b) => a.token - b.token);
@@ -252,11 +262,12 @@ export function rwLockReader(store: LockStore, collection: string, timeout: numb
       readers: byToken(doc.readers),
       writer: byToken(doc.writers)[0] ?? null,
       writerWaiting: doc.writerWaiting ?? null,
+      queued: doc.queued ?? 0,
     }));
   };
 }
 
-/** The holds of read-write locks, as the watchdog is given them: renewed in their own collection. */
+/** The holds and fair waits of read-write locks, as the watchdog is given them: renewed in their own collection. */
 const rwHolds = new WeakSet<object>();
 
 /** Where a lock's waits and release signals would go, a read-write lock's go under this key. */
@@ -289,18 +300,22 @@ function holdContext(
             ),
           );
         }
-        const { leaseId, owner, ttl, waiting } = request;
-        if (waiting && mode === 'write') waited.add(leaseId);
-        const built = acquireRwCommand({ name, mode, leaseId, owner, ttl, waiting, maxTimeMS: timeout });
+        const { leaseId, owner, ttl, waiting, fair } = request;
+        if (waiting && mode === 'write' && !fair) waited.add(leaseId);
+        const built = acquireRwCommand({ name, mode, leaseId, owner, ttl, waiting, fair, maxTimeMS: timeout });
         return store.acquireBy(`readWriteLock("${name}").${mode}`, { name, leaseId }, built, late);
       },
-      release: (_name, leaseId, releaseTimeout) => store.release(name, leaseId, releaseTimeout),
+      release: (_name, leaseId, releaseTimeout, _lapsed, fair) => store.release(name, leaseId, releaseTimeout, fair),
     },
     host: {
       ...host,
       held: (lease, hold, isHeld) => {
         if (isHeld) rwHolds.add(hold);
         host.held(lease, hold, isHeld);
+      },
+      waiting: (wait, queued) => {
+        if (queued) rwHolds.add(wait);
+        host.waiting?.(wait, queued);
       },
       watch: () => host.watch(wakeKey(name)),
       freed: (_name, contended) => host.freed(wakeKey(name), contended),
@@ -333,6 +348,13 @@ export function permitStores(permits: SemaphoreStore, rwlocks: SemaphoreStore): 
         ofRw.length > 0 ? rwlocks.read(ofRw, timeout) : undefined,
       ]);
       return new Map([...(a ?? []), ...(b ?? [])]);
+    },
+    renewQueued: (waits, timeout) => {
+      const [ofPermits, ofRw] = split(waits);
+      return Promise.all([
+        ofPermits.length > 0 ? permits.renewQueued(ofPermits, timeout) : undefined,
+        ofRw.length > 0 ? rwlocks.renewQueued(ofRw, timeout) : undefined,
+      ]);
     },
   };
 }

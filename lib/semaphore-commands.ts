@@ -247,6 +247,23 @@ function fairRemaining(ttl: number) {
  * ones but `leaseId`), so that a hand-over is signalled. Not durable, as every release.
  */
 export function fairReleasePermitCommand(name: string, leaseId: string, maxTimeMS?: number) {
+  return fairHandOverCommand(name, leaseId, { $subtract: ['$limit', { $size: '$_live' }] }, {}, maxTimeMS);
+}
+
+/**
+ * The fair release and leave of {@link fairReleasePermitCommand}, for documents of the holders
+ * shape (semaphores, read-write locks): `grants` is how many of the first live waiters may be
+ * handed a hold, an expression over `$_live` (the live holds that stay) and `$_rest` (the live
+ * queue without `leaseId`); `extra` are more fields of each handed hold, over the entry `$$e`.
+ * @internal
+ */
+export function fairHandOverCommand(
+  name: string,
+  leaseId: string,
+  grants: unknown,
+  extra: Record<string, unknown>,
+  maxTimeMS?: number,
+) {
   const id = { $literal: leaseId };
   const ours = { $eq: ['$$h.leaseId', id] };
   const handed = {
@@ -263,6 +280,7 @@ export function fairReleasePermitCommand(name: string, leaseId: string, maxTimeM
             acquiredAt: '$$NOW',
             expiresAt: { $add: ['$$NOW', '$$e.ttl'] },
             ttl: '$$e.ttl',
+            ...extra,
           },
         },
       },
@@ -279,7 +297,7 @@ export function fairReleasePermitCommand(name: string, leaseId: string, maxTimeM
     },
     {
       $set: {
-        _k: { $toInt: { $max: [0, { $min: [{ $subtract: ['$limit', { $size: '$_live' }] }, { $size: '$_rest' }] }] } },
+        _k: { $toInt: { $max: [0, { $min: [grants, { $size: '$_rest' }] }] } },
       },
     },
     {

@@ -50,11 +50,19 @@ export class SemaphoreStore {
   readonly #store: LockStore;
   readonly #collection: string;
   readonly #timeout: number;
+  readonly #fairRelease: typeof fairReleasePermitCommand;
 
-  constructor(store: LockStore, collection: string, commandTimeout: number) {
+  /** `fairRelease`: how a fair hold is released and handed over (a read-write lock's differs). */
+  constructor(
+    store: LockStore,
+    collection: string,
+    commandTimeout: number,
+    fairRelease: typeof fairReleasePermitCommand = fairReleasePermitCommand,
+  ) {
     this.#store = store;
     this.#collection = collection;
     this.#timeout = commandTimeout;
+    this.#fairRelease = fairRelease;
   }
 
   /** The semaphores' collection name. */
@@ -140,7 +148,7 @@ export class SemaphoreStore {
    */
   async release(name: string, leaseId: string, timeout?: number, fair = false): Promise<ReleaseResult> {
     const what = `semaphore("${name}").release`;
-    const build = fair ? fairReleasePermitCommand : releasePermitCommand;
+    const build = fair ? this.#fairRelease : releasePermitCommand;
     const { filter, update, options } = build(name, leaseId, timeout ?? this.#timeout);
     const send = (c: mongo.Collection<SemaphoreDocument>) => c.findOneAndUpdate(filter, update, options);
     const before = (await this.#run(what, send, timeout === undefined ? {} : { timeout })) as ReleaseAnswer | null;

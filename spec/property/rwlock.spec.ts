@@ -9,7 +9,9 @@
 //     counter never goes down;
 //   - a hold says `held` only while the document lists it (its token and mode, live by `$$NOW`),
 //     and every live holder in the document is a hold that says held (nothing left behind);
-//   - no live writer marker is left once a step has settled (a writer that gave up took it away);
+//   - no live writer marker is left once a step has settled (a writer that gave up took it away),
+//     and, for a lock declared `fair` (half the sequences), no live queue entry either (a waiter
+//     that gave up left the queue);
 //   - inspect() shows a writer or readers, never both, and every hold that says held in its mode;
 //   - every promise settles, no unhandled rejection, close() resolves.
 // Sizes: FUZZ_RUNS (sequences), FUZZ_COMMANDS (longest sequence), FUZZ_MINUTES (see support.ts).
@@ -35,6 +37,8 @@ let runSerial = 0;
 
 interface Real {
   readonly name: string;
+  /** The sequence declares its lock `fair`: the same grants (steps run one at a time), a queue. */
+  readonly fair: boolean;
   readonly managers: LockManager[];
   /** Every hold a command got, in order. */
   readonly leases: Lease[];
@@ -74,13 +78,16 @@ async function readLock(name: string) {
   const [doc] = await suite
     .raw()
     .db!.collection(`${COLLECTION}.rwlocks`)
-    .aggregate<{ token?: number; live: { token: number; mode: Mode }[]; marker: boolean; now: Date }>([
+    .aggregate<{ token?: number; live: { token: number; mode: Mode }[]; marker: boolean; queued: number; now: Date }>([
       { $match: { _id: name } },
       {
         $project: {
           token: 1,
           now: '$$NOW',
           marker: { $gt: ['$writerWaiting.expiresAt', '$$NOW'] },
+          queued: {
+            $size: { $filter: { input: { $ifNull: ['$queue', []] }, cond: { $gt: ['$$this.expiresAt', '$$NOW'] } } },
+          },
           live: { $filter: { input: { $ifNull: ['$holders', []] }, cond: { $gt: ['$$this.expiresAt', '$$NOW'] } } },
         },
       },
@@ -90,6 +97,7 @@ async function readLock(name: string) {
     token: doc?.token === undefined ? 0 : Number(doc.token),
     live: (doc?.live ?? []).map((h) => ({ token: Number(h.token), mode: h.mode })),
     marker: doc?.marker === true,
+    queued: doc?.queued ?? 0,
     now: doc?.now,
   };
 }
@@ -104,6 +112,7 @@ async function checkInvariants(model: Model, real: Real, step: string): Promise<
   if (writers > 1) problems.push(`${writers} live writers`);
   if (writers === 1 && stored.live.length > 1) problems.push(`a live writer beside ${stored.live.length - 1} readers`);
   if (stored.marker) problems.push('a live writer marker is left after the step');
+  if (stored.queued > 0) problems.push(`${stored.queued} live queue entries are left after the step`);
   for (const claim of claims) {
     if (stored.now && stored.now >= claim.expiresAt) continue;
     if (!stored.live.some((h) => h.token === claim.token && h.mode === claim.mode))
@@ -144,7 +153,10 @@ async function checkInvariants(model: Model, real: Real, step: string): Promise<
   }
   const unhandled = suite.rejections.since(real.rejectionsFrom);
   if (unhandled) problems.push(`unhandled rejection: ${unhandled}`);
-  if (problems.length) throw new Error(`after ${step}:\n  - ${problems.join('\n  - ')}\n  log: ${real.log.join('; ')}`);
+  if (problems.length)
+    throw new Error(
+      `after ${step}${real.fair ? ' (fair)' : ''}:\n  - ${problems.join('\n  - ')}\n  log: ${real.log.join('; ')}`,
+    );
 }
 
 const suite = sequenceSuite<Model, Real>({
@@ -162,7 +174,7 @@ function take(mode: Mode, within: boolean, slot: number, wait: number) {
   const how = within ? (mode === 'read' ? 'withRead' : 'withWrite') : mode;
   const label = `s${slot}.${how}({ wait: ${wait} })`;
   return command(label, async (model, real, failures) => {
-    const rw = real.managers[slot]!.readWriteLock(real.name, { ttl: TTL });
+    const rw = real.managers[slot]!.readWriteLock(real.name, { ttl: TTL, fair: real.fair });
     const modes = [...model.held].map((l) => real.modes.get(l));
     const free = mode === 'read' ? !modes.includes('write') : modes.length === 0;
     let inside = '';
@@ -216,15 +228,17 @@ test(
   () =>
     fc.assert(
       fc.asyncProperty(
+        fc.boolean(),
         fc.commands(commandArbs, {
           maxCommands: MAX_COMMANDS,
           size: 'large',
           ...(process.env.FUZZ_REPLAY_PATH ? { replayPath: process.env.FUZZ_REPLAY_PATH } : {}),
         }),
-        async (cmds) => {
+        async (fair, cmds) => {
           suite.counts.sequences++;
           const real: Real = {
             name: `run${++runSerial}`,
+            fair,
             managers: [],
             leases: [],
             modes: new Map(),
