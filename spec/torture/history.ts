@@ -66,7 +66,17 @@ export type StopWhy = 'release' | 'fn-end' | 'close';
 export type EventBody =
   | { type: 'start'; pid: number }
   /** An acquisition begins; `wait` is its budget in ms, if bounded. */
-  | { type: 'op'; op: number; name: string; mode: AcquireMode; ttl: number; heartbeat: number | false; wait?: number }
+  | {
+      type: 'op';
+      op: number;
+      name: string;
+      mode: AcquireMode;
+      ttl: number;
+      heartbeat: number | false;
+      wait?: number;
+      /** A semaphore's or read-write lock's contender declared it fair (mixed with unfair ones). */
+      fair?: boolean;
+    }
   /** It ended; `token` is the hold's when it is `held`. */
   | { type: 'op-end'; op: number; outcome: OpOutcome; code?: string; token?: number }
   /**

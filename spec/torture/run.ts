@@ -111,8 +111,10 @@ const USAGE = `usage: npm run torture -- [--duration 30s] [--workers 4] [--names
 workload: a list of (each lock worker picks one of the first four the run has, at each operation):
           locks     --workers processes contend for --names locks (the default)
           semaphore the semaphore "${SEMAPHORE.name}" (limit ${SEMAPHORE.limit}): acquire, tryAcquire, withPermit; each
-                    holder increments a shared counter on entry and decrements it on exit
-          rwlock    the read-write lock "${RWLOCK}": read, write, withRead, withWrite; writers write fenced
+                    holder increments a shared counter on entry and decrements it on exit; half the
+                    contenders fair, half not
+          rwlock    the read-write lock "${RWLOCK}": read, write, withRead, withWrite; writers write fenced;
+                    half the contenders fair, half not
           fair      the lock "${FAIR}" with fair: true (only if the library takes that option)
           schedule  --schedulers processes, clocks up to --skew apart, run "${SCHEDULE.pattern}"
                     (retries ${SCHEDULE.retries}, ttl ${SCHEDULE.ttl} ms); each tick's run bumps a fenced counter

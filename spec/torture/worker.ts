@@ -377,8 +377,10 @@ async function main(): Promise<void> {
     const options = timing();
     const mode = random.pick<AcquireMode>(['sem-acquire', 'sem-try', 'withPermit']);
     const wait = random.int(0, 3000);
-    history.record({ type: 'op', op, name, mode, ...options, ...(mode !== 'sem-try' && { wait }) });
-    const semaphore = manager.semaphore(name, { limit, ...options });
+    // Fair and unfair contenders mixed: the semaphore's checks hold whatever the mix.
+    const fair = random() < 0.5;
+    history.record({ type: 'op', op, name, mode, ...options, ...(mode !== 'sem-try' && { wait }), fair });
+    const semaphore = manager.semaphore(name, { limit, ...options, fair });
     const signal = stopping.signal;
     acquiring = 'permit';
     if (mode === 'withPermit') {
@@ -395,8 +397,10 @@ async function main(): Promise<void> {
     const options = timing();
     const mode = random.pick<AcquireMode>(['read', 'write', 'withRead', 'withWrite']);
     const wait = random.int(0, 3000);
-    history.record({ type: 'op', op, name, mode, ...options, wait });
-    const rw = manager.readWriteLock(name, options);
+    // Fair and unfair contenders mixed: exclusion and fencing hold whatever the mix.
+    const fair = random() < 0.5;
+    history.record({ type: 'op', op, name, mode, ...options, wait, fair });
+    const rw = manager.readWriteLock(name, { ...options, fair });
     const signal = stopping.signal;
     const writer = mode === 'write' || mode === 'withWrite';
     acquiring = writer ? 'write' : 'read';
