@@ -75,11 +75,17 @@ export interface ListOptions {
   readonly all?: boolean;
 }
 
+/** What `list({ all: true })` adds to every entry. */
+export interface Queued {
+  /** The live fair waiters queued in the document (see docs/fairness.md), from every process. */
+  readonly queued: number;
+}
+
 /** One entry of `list({ all: true })`: a lock, a semaphore or a read-write lock, told apart by `kind`. */
 export type ListedInfo =
-  | (LockInfo & { readonly kind: 'lock' })
-  | (SemaphoreInfo & { readonly kind: 'semaphore' })
-  | (ReadWriteLockInfo & { readonly kind: 'rwlock' });
+  | (LockInfo & Queued & { readonly kind: 'lock' })
+  | (SemaphoreInfo & Queued & { readonly kind: 'semaphore' })
+  | (ReadWriteLockInfo & Queued & { readonly kind: 'rwlock' });
 
 /** Options of {@link LockManager.forceRelease}. */
 export interface ForceReleaseOptions {
@@ -339,36 +345,32 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     if (!all) return this.#whenOpen(() => this.#store.list());
     return this.#whenOpen(async () => {
       const [locks, semaphores, rwlocks] = await Promise.all([
-        this.#store.list(),
+        this.#store.list({ queued: true }),
         this.#listSemaphores(),
         this.#readRwLocks(),
       ]);
       return [
-        ...locks.map((info) => ({ kind: 'lock' as const, ...info })),
+        ...locks.map((info) => ({ kind: 'lock' as const, ...info, queued: info.queued ?? 0 })),
         ...semaphores,
-        ...rwlocks.map(({ queued: _queued, ...info }) => ({
-          kind: 'rwlock' as const,
-          ...info,
-          waiting: rwWaiting(this.#context, info.name),
-        })),
+        ...rwlocks.map((info) => ({ kind: 'rwlock' as const, ...info, waiting: rwWaiting(this.#context, info.name) })),
       ];
     });
   }
 
   /** Every semaphore with a stored limit, by name, as `list({ all: true })` shows it. */
   async #listSemaphores(): Promise<ListedInfo[]> {
-    type Read = { _id: string; limit?: unknown; holders: SemaphoreHolder[] };
+    type Read = { _id: string; limit?: unknown; holders: SemaphoreHolder[]; waiting: number };
     const docs = await this.#store.run<Read[], SemaphoreDocument>(
       'list semaphores',
       (c) =>
         c
           .find({}, { projection: { ...semaphoreInfoProjection, _id: 1 }, maxTimeMS: this.#settings.commandTimeout })
           .sort({ _id: 1 })
-          .toArray(),
+          .toArray() as unknown as Promise<Read[]>,
       { collection: this.#semaphores.collectionName },
     );
     // A document without a limit yet (a creation in progress) has no holders either.
-    return docs.flatMap(({ _id: name, limit, holders }) =>
+    return docs.flatMap(({ _id: name, limit, holders, waiting: queued }) =>
       typeof limit === 'number'
         ? [
             {
@@ -377,6 +379,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
               limit,
               holders: holders.map((h) => ({ ...h, token: Number(h.token) })).sort((a, b) => a.token - b.token),
               waiting: waitCounter(this.#context, name).count,
+              queued,
             },
           ]
         : [],

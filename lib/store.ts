@@ -6,6 +6,7 @@ import {
   fairReleaseCommand,
   forceReleaseCommand,
   infoProjection,
+  liveQueue,
   heldNow,
   readCommand,
   releaseCommand,
@@ -385,11 +386,15 @@ export class LockStore {
   }
 
   /** Every lock document, by name. */
-  async list(): Promise<LockInfo[]> {
+  /** Every lock, by name; with `queued`, each with the number of live fair waiters in its queue. */
+  async list(options: { queued?: boolean } = {}): Promise<(LockInfo & { queued?: number })[]> {
+    const projection = options.queued ? { ...infoProjection, queued: { $size: liveQueue } } : infoProjection;
     const docs = await this.run('list', (collection) =>
-      collection.find({}, { projection: infoProjection, maxTimeMS: this.#maxTimeMS }).sort({ _id: 1 }).toArray(),
+      collection.find({}, { projection, maxTimeMS: this.#maxTimeMS }).sort({ _id: 1 }).toArray(),
     );
-    return docs.map(toInfo);
+    return docs.map((doc) =>
+      options.queued ? { ...toInfo(doc), queued: (doc as { queued?: number }).queued ?? 0 } : toInfo(doc),
+    );
   }
 
   // Set-up, clean-up and history.

@@ -1,10 +1,11 @@
 import { styleText } from 'node:util';
 import type { Connection } from 'mongoose';
-import type { ListedInfo, LockManager } from '../manager.js';
+import type { ListedInfo, LockManager, Queued } from '../manager.js';
 import type { ReadWriteLockInfo } from '../rwlock.js';
 import type { SemaphoreInfo } from '../semaphore.js';
 import type { SemaphoreHolder } from '../semaphore-store.js';
 import type { RunOutcome, RunRecord } from '../runs.js';
+import { liveQueue } from '../commands.js';
 import type { LockInfo } from '../types.js';
 import { CliError, ExitCode, globMatcher, type Invocation, type Target } from './args.js';
 import type { Io } from './program.js';
@@ -19,9 +20,11 @@ interface LockRow {
   readonly expiresAt: string;
   /** Milliseconds left by the server's clock while held; `null` when free. */
   readonly expiresIn: number | null;
+  /** Live fair waiters queued for it, from every process. */
+  readonly queued: number;
 }
 
-function row(info: LockInfo, serverNow: number): LockRow {
+function row(info: LockInfo & Queued, serverNow: number): LockRow {
   return {
     name: info.name,
     owner: info.owner,
@@ -30,6 +33,7 @@ function row(info: LockInfo, serverNow: number): LockRow {
     acquiredAt: info.acquiredAt.toISOString(),
     expiresAt: info.expiresAt.toISOString(),
     expiresIn: info.held ? Math.max(0, info.expiresAt.getTime() - serverNow) : null,
+    queued: info.queued,
   };
 }
 
@@ -62,15 +66,18 @@ interface SemaphoreRow {
   readonly held: boolean;
   /** The live holders, by token. */
   readonly holders: readonly HolderRow[];
+  /** Live fair waiters queued for a permit, from every process. */
+  readonly queued: number;
 }
 
-function semaphoreRow(info: SemaphoreInfo, serverNow: number): SemaphoreRow {
+function semaphoreRow(info: SemaphoreInfo & Queued, serverNow: number): SemaphoreRow {
   return {
     kind: 'semaphore',
     name: info.name,
     limit: info.limit,
     held: info.holders.length > 0,
     holders: info.holders.map((h) => holderRow(h, serverNow)),
+    queued: info.queued,
   };
 }
 
@@ -85,9 +92,11 @@ interface RwLockRow {
   readonly writer: HolderRow | null;
   /** A writer waits (and new readers wait behind it): when its marker expires unless renewed. */
   readonly writerWaiting: { readonly expiresAt: string; readonly expiresIn: number } | null;
+  /** Live fair waiters (readers and writers) queued for it, from every process. */
+  readonly queued: number;
 }
 
-function rwLockRow(info: ReadWriteLockInfo, serverNow: number): RwLockRow {
+function rwLockRow(info: ReadWriteLockInfo & Queued, serverNow: number): RwLockRow {
   const marker = info.writerWaiting;
   return {
     kind: 'rwlock',
@@ -99,8 +108,16 @@ function rwLockRow(info: ReadWriteLockInfo, serverNow: number): RwLockRow {
       expiresAt: marker.expiresAt.toISOString(),
       expiresIn: Math.max(0, marker.expiresAt.getTime() - serverNow),
     },
+    queued: info.queued,
   };
 }
+
+/** A state cell with the fair queue: `held, 2 queued`. */
+const withQueue = (state: string, queued: number) => (queued > 0 ? `${state}, ${queued} queued` : state);
+
+/** `inspect`'s line of the fair queue, if anyone is queued. */
+const queueField = (queued: number): [string, string][] =>
+  queued > 0 ? [['queued', `${queued} fair waiter${queued === 1 ? '' : 's'}`]] : [];
 
 /** A read-write lock's state in one word or two: `write`, `2 read`, `free`, and whether a writer waits. */
 function rwState(r: RwLockRow): string {
@@ -159,14 +176,15 @@ function lines(r: LockRow | SemaphoreRow | RwLockRow): Line[] {
   });
   if (!('kind' in r)) {
     const left = r.expiresIn === null ? '-' : formatDuration(r.expiresIn);
-    return [{ cells: [r.name, r.owner, String(r.token), r.held ? 'held' : 'free', left], held: r.held }];
+    const state = withQueue(r.held ? 'held' : 'free', r.queued);
+    return [{ cells: [r.name, r.owner, String(r.token), state, left], held: r.held }];
   }
   if (r.kind === 'semaphore') {
-    const state = r.held ? `${r.holders.length} held` : 'free';
+    const state = withQueue(r.held ? `${r.holders.length} held` : 'free', r.queued);
     return [{ cells: [r.name, `limit ${r.limit}`, '-', state, '-'], held: r.held }, ...r.holders.map(hold('permit'))];
   }
   return [
-    { cells: [r.name, 'rwlock', '-', rwState(r), '-'], held: r.held },
+    { cells: [r.name, 'rwlock', '-', withQueue(rwState(r), r.queued), '-'], held: r.held },
     ...(r.writer ? [hold('write')(r.writer)] : []),
     ...r.readers.map(hold('read')),
   ];
@@ -233,7 +251,10 @@ export async function inspectLock(
       ExitCode.Failure,
     );
   }
-  const r = row(info, info.held ? await serverNow(connection) : Date.now());
+  const r = row(
+    { ...info, queued: await queuedFor(connection, target.collection, name) },
+    info.held ? await serverNow(connection) : Date.now(),
+  );
   if (target.json) {
     json(io, r);
     return ExitCode.Ok;
@@ -248,6 +269,7 @@ export async function inspectLock(
       r.held ? 'expires' : 'ended',
       r.expiresIn === null ? r.expiresAt : `${r.expiresAt} (in ${formatDuration(r.expiresIn)})`,
     ],
+    ...queueField(r.queued),
   ];
   printFields(io, fields);
   return ExitCode.Ok;
@@ -262,7 +284,12 @@ const holderLine = (h: HolderRow) =>
   `${h.owner}, token ${h.token}, acquired ${h.acquiredAt}, expires ${h.expiresAt} (in ${formatDuration(h.expiresIn)})`;
 
 /** `mdlock inspect <name>` of a semaphore: its limit, then each live holder. */
-async function showSemaphore(info: SemaphoreInfo, connection: Connection, target: Target, io: Io): Promise<number> {
+async function showSemaphore(
+  info: SemaphoreInfo & Queued,
+  connection: Connection,
+  target: Target,
+  io: Io,
+): Promise<number> {
   const r = semaphoreRow(info, info.holders.length > 0 ? await serverNow(connection) : 0);
   if (target.json) {
     json(io, r);
@@ -274,12 +301,18 @@ async function showSemaphore(info: SemaphoreInfo, connection: Connection, target
     ['limit', String(r.limit)],
     ['state', r.held ? paint(io, 'green', `${r.holders.length} held`) : 'free'],
     ...r.holders.map((h): [string, string] => ['holder', holderLine(h)]),
+    ...queueField(r.queued),
   ]);
   return ExitCode.Ok;
 }
 
 /** `mdlock inspect <name>` of a read-write lock: its state, its writer, its readers, a waiting writer. */
-async function showRwLock(info: ReadWriteLockInfo, connection: Connection, target: Target, io: Io): Promise<number> {
+async function showRwLock(
+  info: ReadWriteLockInfo & Queued,
+  connection: Connection,
+  target: Target,
+  io: Io,
+): Promise<number> {
   const busy = info.writer !== null || info.readers.length > 0 || info.writerWaiting !== null;
   const r = rwLockRow(info, busy ? await serverNow(connection) : 0);
   if (target.json) {
@@ -301,8 +334,18 @@ async function showRwLock(info: ReadWriteLockInfo, connection: Connection, targe
           ] as [string, string],
         ]
       : []),
+    ...queueField(r.queued),
   ]);
   return ExitCode.Ok;
+}
+
+/** The live fair waiters queued for the lock `name` (read from its document, by the server's clock). */
+async function queuedFor(connection: Connection, collection: string, name: string): Promise<number> {
+  const [doc] = await connection
+    .db!.collection<{ _id: string }>(collection)
+    .aggregate<{ queued: number }>([{ $match: { _id: name } }, { $project: { queued: { $size: liveQueue } } }])
+    .toArray();
+  return doc?.queued ?? 0;
 }
 
 /** Who held what `release` ended, for its message. */

@@ -59,6 +59,7 @@ test('ls and inspect show a read-write lock: its writer or readers, and a waitin
         expiresIn: expect.any(Number),
       },
       writerWaiting: null,
+      queued: 0,
     },
   ]);
   await w.release();

@@ -81,6 +81,7 @@ test('run --limit 2: three mdlock processes, at most two commands at once; ls an
         expiresAt: expect.any(String), // renewed meanwhile, perhaps
         expiresIn: expect.any(Number),
       })),
+      queued: 0,
     },
   ]);
   const shown = await mdlock.run(['inspect', 'sem-job']);

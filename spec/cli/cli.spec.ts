@@ -5,7 +5,7 @@ import { version } from '../../package.json';
 import type { LeaseLostError } from '../../lib/index';
 import { lockFixture } from '../helpers/locks';
 import { mdlockRunner, node } from '../helpers/mdlock';
-import { nextEvent } from '../helpers/wait';
+import { nextEvent, waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '30s' });
 const mdlock = mdlockRunner(() => locks.db.name);
@@ -102,6 +102,7 @@ test('ls: a table of locks with owner, token, held or free, and time left; --jso
       acquiredAt: expect.any(String),
       expiresAt: expect.any(String),
       expiresIn: null,
+      queued: 0,
     },
     expect.objectContaining({ name: 'b-held', token: held.token, held: true, expiresIn: expect.any(Number) }),
   ]);
@@ -129,6 +130,41 @@ test('inspect shows one lock; a lock with no document exits 1', async () => {
     stderr: 'mdlock: no lock, semaphore or read-write lock named "never-taken" in collection "locks"\n',
   });
   expect(await mdlock.run(['inspect', 'never-taken', '--json'])).toMatchObject({ code: 1, stdout: 'null\n' });
+});
+
+test('ls and inspect count the fair waiters queued for a lock, a semaphore and a read-write lock', async () => {
+  const holder = await locks.manager({ owner: 'holder' });
+  const waiter = await locks.manager({ owner: 'waiter', fair: true });
+  const held = [
+    await holder.acquire('q-lock'),
+    await holder.semaphore('q-sem', { limit: 1 }).acquire(),
+    await holder.readWriteLock('q-rw').write(),
+  ];
+  const abort = new AbortController();
+  const waits = [
+    waiter.acquire('q-lock', { signal: abort.signal }),
+    waiter.acquire('q-lock', { signal: abort.signal }),
+    waiter.semaphore('q-sem', { limit: 1 }).acquire({ signal: abort.signal }),
+    waiter.readWriteLock('q-rw').read({ signal: abort.signal }),
+  ];
+  for (const w of waits) w.catch(() => {}); // aborted below
+  const queued = async () =>
+    (JSON.parse((await mdlock.run(['ls', 'q-*', '--json'])).stdout) as { name: string; queued: number }[]).map(
+      (r) => `${r.name} ${r.queued}`,
+    );
+  await waitFor(async () => (await queued()).join() === 'q-lock 2,q-sem 1,q-rw 1', { what: 'the queues' });
+  const table = (await mdlock.run(['ls', 'q-*'])).stdout;
+  expect(table).toMatch(/\nq-lock\s+holder\s+\d+\s+held, 2 queued\s+\d+s\n/);
+  expect(table).toMatch(/\nq-sem\s+limit 1\s+-\s+1 held, 1 queued\s+-\n/);
+  expect(table).toMatch(/\nq-rw\s+rwlock\s+-\s+write, 1 queued\s+-\n/);
+  expect((await mdlock.run(['inspect', 'q-lock'])).stdout).toContain('\nqueued   2 fair waiters\n');
+  expect((await mdlock.run(['inspect', 'q-sem'])).stdout).toContain('\nqueued   1 fair waiter\n');
+  expect((await mdlock.run(['inspect', 'q-rw', '--json'])).stdout).toContain('"queued": 1');
+  abort.abort(new Error('done'));
+  await Promise.allSettled(waits);
+  await waitFor(async () => (await queued()).join() === 'q-lock 0,q-sem 0,q-rw 0', { what: 'the queues emptied' });
+  expect((await mdlock.run(['inspect', 'q-lock'])).stdout).not.toContain('queued');
+  await Promise.all(held.map((lease) => lease.release()));
 });
 
 test('release --force frees a lock whoever holds it: its holder sees the lease lost', async () => {

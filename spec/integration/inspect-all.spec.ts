@@ -77,8 +77,8 @@ test('list({ all: true }): locks, then semaphores, then read-write locks, each b
   expect(await m.list()).toEqual([lockInfo]);
   expect(await m.list({ all: undefined })).toEqual([lockInfo]); // undefined is absent
   expect(await m.list({ all: true })).toEqual([
-    { kind: 'lock', ...lockInfo },
-    { kind: 'semaphore', name: 'pool', limit: 2, holders: [holder('lister', permit.token)], waiting: 0 },
+    { kind: 'lock', ...lockInfo, queued: 0 },
+    { kind: 'semaphore', name: 'pool', limit: 2, holders: [holder('lister', permit.token)], waiting: 0, queued: 0 },
     {
       kind: 'rwlock',
       name: 'cat',
@@ -86,9 +86,37 @@ test('list({ all: true }): locks, then semaphores, then read-write locks, each b
       writer: null,
       writerWaiting: null,
       waiting: 0,
+      queued: 0,
     },
   ]);
   expect(() => m.list({ all: 'yes' as unknown as boolean })).toThrow(/list\(\) options\.all/);
+});
+
+test('list({ all: true }): `queued` counts the live fair waiters of each kind, from every process', async () => {
+  const m = await locks.manager({ owner: 'holder', collection: 'queued' });
+  const w = await locks.manager({ owner: 'waiter', collection: 'queued', fair: true });
+  const held = [
+    await m.acquire('job'),
+    await m.semaphore('pool', { limit: 1 }).acquire(),
+    await m.readWriteLock('cat').read(),
+  ];
+  const abort = new AbortController();
+  const waits = [
+    w.acquire('job', { signal: abort.signal }),
+    w.semaphore('pool', { limit: 1 }).acquire({ signal: abort.signal }),
+    w.semaphore('pool', { limit: 1 }).acquire({ signal: abort.signal }),
+    w.readWriteLock('cat').write({ signal: abort.signal }),
+    w.readWriteLock('cat').read({ signal: abort.signal }),
+  ];
+  for (const wait of waits) wait.catch(() => {}); // aborted below
+  const counts = async () => (await m.list({ all: true })).map((info) => `${info.kind} ${info.queued}`).join();
+  await waitFor(async () => (await counts()) === 'lock 1,semaphore 2,rwlock 2', { what: 'the queues' });
+  // `waiting` stays this manager's own waits: m waits for nothing.
+  expect((await m.list({ all: true })).map((info) => ('waiting' in info ? info.waiting : '-'))).toEqual(['-', 0, 0]);
+  abort.abort(new Error('done'));
+  await Promise.allSettled(waits);
+  expect(await counts()).toBe('lock 0,semaphore 0,rwlock 0');
+  await Promise.all(held.map((lease) => lease.release()));
 });
 
 test('forceRelease({ kind, token }): frees one permit or hold by token, or all of them; the holders see them lost; waiters get in', async () => {
