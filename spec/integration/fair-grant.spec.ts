@@ -7,7 +7,7 @@ import type { Hold } from '../../lib/hold';
 import { Watchdog } from '../../lib/watchdog';
 import { commandsByTarget, lockFixture } from '../helpers/locks';
 import { nextEvent, waitFor } from '../helpers/wait';
-import type { Lease } from '../../lib/index';
+import type { Lease, LockManager, LockManagerOptions } from '../../lib/index';
 
 const locks = lockFixture({ ttl: '30s', poll: 50 });
 
@@ -70,34 +70,45 @@ test('a waiter granted by the signal holds without another attempt: the stored t
   expect(await stored('granted')).toMatchObject({ leaseId: null });
 });
 
-test('a waiter handed the lock in the same manager resolves on the grant too, with the stored token', async () => {
+/** A manager whose commands are counted by target. */
+async function monitored(options: LockManagerOptions) {
   const connection = await locks.db.connect({ monitorCommands: true });
-  const { mark, delta } = commandsByTarget(connection);
-  const m = await locks.manager({ connection, owner: 'M', fair: true, poll: '20s' });
-  const holder = await m.acquire('local');
-  const waiter = m.lease('local');
-  const { acquiring } = await queueUp('local', waiter);
-  mark();
+  const count = commandsByTarget(connection);
+  return { manager: await locks.manager({ connection, ...options }), count };
+}
+
+/**
+ * Hands `name` from a hold of `from` to a waiter of `to` (whose commands `count` counts): the
+ * acquire and release commands `to` sent from the release on.
+ */
+async function handOver(
+  name: string,
+  from: LockManager,
+  to: LockManager,
+  count: { mark(): void; delta(key: string): number },
+) {
+  const holder = await from.acquire(name);
+  const waiter = to.lease(name);
+  const { acquiring } = await queueUp(name, waiter);
+  count.mark();
   await holder.release();
   await expect(acquiring).resolves.toBe(true);
-  expect(delta('findAndModify locks')).toBe(1); // the release only
-  expect(waiter.token).toBe(Number((await stored('local'))!.token));
+  expect(waiter.token).toBe(Number((await stored(name))!.token));
+  return { waiter, sent: count.delta('findAndModify locks') };
+}
+
+test('a waiter handed the lock in the same manager resolves on the grant too, with the stored token', async () => {
+  const { manager, count } = await monitored({ owner: 'M', fair: true, poll: '20s' });
+  const { waiter, sent } = await handOver('local', manager, manager, count);
+  expect(sent).toBe(1); // the release only
   await waiter.release();
 });
 
 test('with the signal lost (wake-ups off) the waiter still acquires, by its poll, with the stored token', async () => {
   const a = await locks.manager({ owner: 'A', fair: true });
-  const connection = await locks.db.connect({ monitorCommands: true });
-  const { mark, delta } = commandsByTarget(connection);
-  const b = await locks.manager({ connection, owner: 'B', fair: true, poll: 300, wakeups: false });
-  const holder = await a.acquire('polled');
-  const waiter = b.lease('polled');
-  const { acquiring } = await queueUp('polled', waiter);
-  mark();
-  await holder.release();
-  await expect(acquiring).resolves.toBe(true);
-  expect(delta('findAndModify locks')).toBeGreaterThanOrEqual(1); // its confirming attempt
-  expect(waiter.token).toBe(Number((await stored('polled'))!.token));
+  const { manager: b, count } = await monitored({ owner: 'B', fair: true, poll: 300, wakeups: false });
+  const { waiter, sent } = await handOver('polled', a, b, count);
+  expect(sent).toBeGreaterThanOrEqual(1); // its confirming attempt
   await waiter.release();
 });
 
