@@ -5,6 +5,7 @@
 import type { LockDocument, QueueEntry } from '../../lib/commands';
 import type { Hold } from '../../lib/hold';
 import { Watchdog } from '../../lib/watchdog';
+import { grantKey } from '../../lib/wakeups';
 import { commandsByTarget, lockFixture } from '../helpers/locks';
 import { nextEvent, waitFor } from '../helpers/wait';
 import type { Lease, LockManager, LockManagerOptions } from '../../lib/index';
@@ -150,4 +151,28 @@ test('a manager closed while the grant is on its way frees the lock or gives it 
   const again = await a.acquire('racing', { wait: '5s' });
   expect(again.token).toBeGreaterThan(holder.token);
   await again.release();
+});
+
+test('a grant no newer than what the waiter last saw is not believed: the waiter asks the server, and waits on', async () => {
+  const a = await locks.manager({ owner: 'A', fair: true });
+  const { manager: b, count } = await monitored({ owner: 'B', fair: true, poll: '20s' });
+  const holder = await a.acquire('stale');
+  const waiter = b.lease('stale');
+  const { acquiring } = await queueUp('stale', waiter);
+  const doc = (await stored('stale'))!;
+  // A signal as a release would send it, addressed to the waiter, but with the holder's own token:
+  // a grant made before the waiter's "queued" answer (this one was never made at all).
+  const signals = (await locks.documents()).db.collection('locks.signals');
+  count.mark();
+  await signals.insertOne({
+    name: 'stale',
+    grant: { to: grantKey(doc.queue![0]!.leaseId), token: holder.token, expiresAt: doc.expiresAt },
+  });
+  await waitFor(() => count.delta('findAndModify locks') === 1, { what: "the waiter's attempt" });
+  expect(waiter.held).toBe(false);
+  expect(await stored('stale')).toMatchObject({ owner: 'A', token: holder.token });
+  await holder.release();
+  await expect(acquiring).resolves.toBe(true);
+  expect(waiter.token).toBe(Number((await stored('stale'))!.token));
+  await waiter.release();
 });
