@@ -25,6 +25,16 @@ export type ReleaseOutcome = HoldOutcome | 'freed';
 export interface ReleaseResult {
   readonly outcome: ReleaseOutcome;
   readonly contended: boolean;
+  /** A fair release (or leave) handed the lock to the next waiter, durably: what its signal tells it. */
+  readonly grant?: Grant;
+}
+
+/** A fair hand-over: who the lock went to, with which token, until when (by the server's clock). */
+export interface Grant {
+  /** The new holder's lease id (private: only a digest of it leaves the process, see lib/wakeups.ts). */
+  readonly leaseId: string;
+  readonly token: number;
+  readonly expiresAt: Date;
 }
 
 /** What the acquire command answers (its projection). */
@@ -48,6 +58,10 @@ export interface ReleaseAnswer {
   held?: boolean;
   /** A fair release or leave: the live waiters queued but this one (a release hands over to the first). */
   waiters?: number;
+  /** A fair release that handed the lock over: to whom, with which token, until when. */
+  grantTo?: string;
+  grantToken?: number;
+  grantExpiresAt?: Date;
 }
 
 /** A hold's state as the watchdog reads it back. */

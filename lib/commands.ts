@@ -79,7 +79,8 @@ export const DURABLE = { writeConcern: { w: 'majority', j: true } } as const;
 
 /**
  * The write concern of the writes whose loss is harmless: releases (the holder's, a forced one, a
- * give-back) and wake-up signals. A release lost in a crash or a failover leaves the lock held
+ * give-back; not a fair one, which may hand the lock over: see {@link fairReleaseCommand}) and
+ * wake-up signals. A release lost in a crash or a failover leaves the lock held
  * until its ttl, as if its holder had crashed; a lost signal leaves a waiter to its next poll.
  * Neither can hand a lock out twice: whoever takes the lock next does so with a durable write,
  * and the journal and the oplog are ordered, so that write being durable makes the release it saw
@@ -343,9 +344,9 @@ export const aheadOf = (id: { $literal: string }) => ({
  * The queue after a busy fair attempt: `id` joins at the back, or, already queued, has its
  * entry's expiry pushed to $$NOW + ttl (its place kept) once less than half the ttl is left.
  * Not before: then the attempt changes nothing, and the server skips the write (and its journal
- * flush), as it does for a busy unfair attempt on a lock already marked contended. Every waiter
- * tries again at each release, so this saves a durable write per waiter per hand-over. `extra`:
- * more fields of a new entry (a read-write lock's waiter's mode).
+ * flush), as it does for a busy unfair attempt on a lock already marked contended. Waiters try
+ * again at each release that frees the lock and at each poll, so this saves a durable write per
+ * waiter each time. `extra`: more fields of a new entry (a read-write lock's waiter's mode).
  */
 export function joinQueue(id: { $literal: string }, owner: string, ttl: number, extra: Record<string, unknown> = {}) {
   const expiresAt = { $add: ['$$NOW', { $literal: ttl }] };
@@ -413,9 +414,17 @@ function fairAcquireCommand(request: AcquireRequest) {
  * holder in this same update: new token, its own ttl from $$NOW, out of the queue. Otherwise a
  * hold of `leaseId` is freed as {@link releaseCommand} frees it. Either way `leaseId` leaves the
  * queue, and dead entries go. Answers from the document as it was: `held` (leaseId held it),
- * `live`, `contended`, and `waiters` (live ones but `leaseId`), so that a hand-over is signalled.
- * Not durable ({@link RELAXED}); a lost hand-over leaves the lock held by the next waiter, whose
- * next attempt finds it its own.
+ * `live`, `contended`, `waiters` (live ones but `leaseId`), so that a hand-over is signalled, and,
+ * if this update hands the lock over, the grant: `grantTo` (the new holder's lease id), `grantToken`
+ * and `grantExpiresAt`, which the release signal carries to the waiter (see docs/fairness.md).
+ *
+ * A hand-over's token is the last one plus 1 (not {@link nextToken}'s server time): the answer
+ * computes it from the document as it was, so it is the token written even if the answer comes
+ * from a retry (answered from the stored document, where `$$NOW` would be another time). Tokens
+ * still grow, and the clean-up clock already allows for a token ahead of the time (`freedFrom`).
+ *
+ * Durable, like an acquisition ({@link DURABLE}): the waiter handed the lock takes the signal's
+ * word for it, without a write of its own that would have made the hand-over durable.
  */
 export function fairReleaseCommand(name: string, leaseId: string, history = false, maxTimeMS?: number) {
   const id = { $literal: leaseId };
@@ -437,7 +446,7 @@ export function fairReleaseCommand(name: string, leaseId: string, history = fals
     },
     {
       $set: {
-        token: { $cond: [next, nextToken, '$token'] },
+        token: { $cond: [next, handedToken, '$token'] },
         leaseId: { $cond: [next, '$_next.leaseId', stay('leaseId', null)] },
         owner: { $cond: [next, '$_next.owner', '$owner'] },
         ttl: { $cond: [next, '$_next.ttl', '$ttl'] },
@@ -458,12 +467,43 @@ export function fairReleaseCommand(name: string, leaseId: string, history = fals
     { $unset: ['_rest', '_held', '_next'] },
   ];
   const live = { $gt: ['$expiresAt', '$$NOW'] };
-  const answer = { held: { $eq: ['$leaseId', id] }, contended: 1, waiters: { $size: queueWithout(id) } };
+  const answer = {
+    held: { $eq: ['$leaseId', id] },
+    contended: 1,
+    waiters: { $size: queueWithout(id) },
+    ...grantAnswer(id),
+  };
   const projection = history
     ? { ...holdProjection, live: { $and: [answer.held, live] }, ...answer }
     : { _id: 0, live: { $and: [answer.held, live] }, ...answer };
-  const options = releaseOptions(projection, maxTimeMS);
+  const options = {
+    returnDocument: 'before',
+    projection,
+    ...DURABLE,
+    ...serverBound(maxTimeMS, DURABLE.writeConcern),
+  } as const;
   return { filter: { _id: name, $or: [{ leaseId }, { 'queue.leaseId': leaseId }] }, update, options };
+}
+
+/** A fair hand-over's token: the last one plus 1, computed alike in the update and in the answer. */
+const handedToken = { $add: [{ $ifNull: ['$token', 0] }, 1] };
+
+/**
+ * The grant a fair release makes, read from the document as it was (the same conditions as the
+ * update's `_next`): the first live waiter but `id`, if `id` held the lock or it is free.
+ */
+function grantAnswer(id: { $literal: string }) {
+  const first = { $arrayElemAt: [queueWithout(id), 0] };
+  const next = { $cond: [{ $or: [{ $eq: ['$leaseId', id] }, isFree] }, first, null] };
+  // Each field is left out of the answer when there is no hand-over.
+  const of = (value: unknown) => ({
+    $let: { vars: { n: next }, in: { $cond: [{ $eq: [{ $ifNull: ['$$n', null] }, null] }, '$$REMOVE', value] } },
+  });
+  return {
+    grantTo: of('$$n.leaseId'),
+    grantToken: of(handedToken),
+    grantExpiresAt: of({ $add: ['$$NOW', '$$n.ttl'] }),
+  };
 }
 
 /**

@@ -6,7 +6,7 @@ import type { LeaseLostError } from './errors.js';
 import type { Hold } from './hold.js';
 import type { Lease } from './lease.js';
 import type { ManagerSettings } from './options.js';
-import type { AcquireResult, ReleaseResult } from './store.js';
+import type { AcquireResult, Grant, ReleaseResult } from './store.js';
 import type { HoldKind } from './telemetry.js';
 import type { Watch } from './wakeups.js';
 import type { WatchedWait } from './watchdog.js';
@@ -100,9 +100,10 @@ export interface LeaseHost {
   pending(work: Promise<unknown>): unknown;
   /**
    * `name` was freed by this manager: wake its waiters here, and tell other processes if it was
-   * `contended`. Resolves once they have been told (never rejects: a failure is reported).
+   * `contended`, and the waiter it was handed to (`grant`, a fair hand-over). Resolves once they
+   * have been told (never rejects: a failure is reported).
    */
-  freed(name: string, contended: boolean): Promise<void>;
+  freed(name: string, contended: boolean, grant?: Grant): Promise<void>;
   /** Re-emits a lease's event to the manager's listeners, with the lease first. */
   forward<E extends keyof LeaseEvents>(event: E, lease: Lease, args: LeaseEventArgs[E]): void;
   /** Reports a background error on the manager's `error` event. */

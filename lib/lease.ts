@@ -17,7 +17,7 @@ import { isClosedConnection, isConnectionError } from './mongo-errors.js';
 import type { LeaseTiming } from './options.js';
 import { waitPlan, type AcquireOptions, type WaitPlan } from './plan.js';
 import type { AcquireResult } from './store.js';
-import type { Watch } from './wakeups.js';
+import type { GrantSignal, Watch } from './wakeups.js';
 
 export type {
   AcquiredEvent,
@@ -263,6 +263,8 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
         }
       : undefined;
     let inQueue = false;
+    /** The latest attempt answered "queued": its lease id, when it was sent, and the token it saw. */
+    let queuedBy: { leaseId: string; sentAt: number; token: number } | undefined;
     /** The last attempt with `current.leaseId` may hold the lock. */
     let unknown: boolean;
     // A timed-out attempt that the server applied after all: give it back, unless this loop
@@ -276,6 +278,12 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
         signal?.throwIfAborted();
         closing.throwIfAborted();
         const { leaseId } = current;
+        // Fair: a release may have handed this wait the lock, and said so in its signal.
+        const grant = queuedBy?.leaseId === leaseId ? watch?.granted() : undefined;
+        if (grant && this.#granted(leaseId, grant, queuedBy!)) {
+          unknown = false;
+          return true;
+        }
         const request = {
           name: this.name,
           leaseId,
@@ -296,9 +304,11 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
           // Queued (fair), this lease id may be handed the lock: as unknown as a lost answer.
           unknown = result.acquired || fair;
           logAttempt(this.name, attempt, result.acquired, clock.now() - sentAt);
-          if (queued && !result.acquired && !inQueue) {
+          if (queued && !result.acquired) {
+            if (!inQueue) host.waiting?.(queued, true);
             inQueue = true;
-            host.waiting?.(queued, true);
+            queuedBy = { leaseId, sentAt, token: result.token };
+            watch?.expect(leaseId);
           }
         } catch (error) {
           // a closed connection sent nothing; a queued fair wait must still leave its queue
@@ -355,6 +365,26 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     }
   }
 
+  /**
+   * Begins the hold a fair release handed to this wait, as its signal tells (see docs/fairness.md),
+   * if that is safe without asking the server; false: the wait confirms with an attempt, as when
+   * no signal comes. The grant's token is larger than the one `queuedBy`'s answer saw, so the
+   * hand-over came after that answer, and after its attempt was sent: the hold lasts at least until
+   * that send time + ttl by the server's clock, and its local deadline is that, less the margin,
+   * as an acquisition's is. Too little of it left for the watchdog's first renewal to land in time
+   * (or at least half the ttl), or no heartbeat (a hold then lasts until its deadline): confirm.
+   */
+  #granted(leaseId: string, grant: GrantSignal, queuedBy: { sentAt: number; token: number }): boolean {
+    const { ttl, margin, interval, heartbeat } = this.#timing;
+    if (heartbeat === false || !(grant.token > queuedBy.token)) return false;
+    const deadline = queuedBy.sentAt + ttl - margin;
+    if (deadline - this.#context.clock.now() < Math.max(ttl / 2, interval + margin)) return false;
+    const { token, expiresAt } = grant;
+    const owner = this.#context.settings.owner;
+    this.#begin(leaseId, { acquired: true, token, owner, expiresAt, remaining: ttl }, deadline);
+    return true;
+  }
+
   #begin(leaseId: string, result: AcquireResult, deadline: number): void {
     const hold = new Hold({
       name: this.name,
@@ -408,7 +438,7 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     const hold = this.#hold!;
     // Stop the work and the renewals before the release lands; a close says so in the reason.
     this.#end(hold, closing ? (this.#context.closing.reason as Error) : releasedReason(this.name));
-    const { outcome, contended } = await this.#context.store.release(
+    const { outcome, contended, grant } = await this.#context.store.release(
       this.name,
       hold.leaseId,
       undefined,
@@ -416,7 +446,8 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
       this.#timing.fair === true,
     );
     // Resolve only once waiters elsewhere have been told: a process may exit right after this.
-    if (outcome === 'released' || outcome === 'expired') await this.#context.host.freed(this.name, contended);
+    if (outcome === 'released' || outcome === 'expired' || grant)
+      await this.#context.host.freed(this.name, contended, grant);
     if (outcome === 'released') {
       this.#emit('released', { name: this.name, token: hold.token });
       return true;
@@ -472,9 +503,15 @@ export class Lease extends EventEmitter<LeaseEvents> implements AsyncDisposable 
     const { store, host } = this.#context;
     const work = (async () => {
       await host.settled();
-      const { outcome, contended } = await store.release(this.name, leaseId, undefined, lapsed, this.#timing.fair);
+      const { outcome, contended, grant } = await store.release(
+        this.name,
+        leaseId,
+        undefined,
+        lapsed,
+        this.#timing.fair,
+      );
       // Fair: a waiter that left the queue ('freed') may have moved it on: a hand-over to signal.
-      if (outcome === 'released' || outcome === 'expired' || contended) await host.freed(this.name, contended);
+      if (outcome === 'released' || outcome === 'expired' || contended) await host.freed(this.name, contended, grant);
     })().catch(() => {});
     host.pending(work);
     return work;

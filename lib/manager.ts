@@ -46,9 +46,9 @@ import {
 import { fairReleaseRwCommand, forceReleaseHoldersCommand } from './rwlock-commands.js';
 import { setUp } from './setup.js';
 import { ReleaseSignals } from './signals.js';
-import { LockStore } from './store.js';
+import { LockStore, type Grant } from './store.js';
 import type { HistoryRecord, LockInfo } from './types.js';
-import { Wakeups } from './wakeups.js';
+import { Wakeups, grantKey } from './wakeups.js';
 import { Watchdog } from './watchdog.js';
 
 /** Options of {@link LockManager.acquire} and {@link LockManager.withLock}: a lease's and a wait's. */
@@ -172,7 +172,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
       ? new ReleaseSignals(
           this.#store,
           settings.collection,
-          (name) => this.#wakeups.wake(name),
+          (name, grant) => this.#wakeups.wake(name, grant),
           (error) => this.#report(error),
         )
       : undefined;
@@ -197,7 +197,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
         settled: () => this.#watchdog.idle(),
         watch: (name) => this.#wakeups.watch(name),
         pending: (work) => this.#track(work),
-        freed: (name, contended) => this.#freed(name, contended),
+        freed: (name, contended, grant) => this.#freed(name, contended, grant),
         forward: (event, lease, args) => this.#forward(event, lease, args),
         report: (error, lease) => this.#report(error, lease),
       },
@@ -542,11 +542,15 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     return 'done';
   }
 
-  /** `name` was freed here: its waiters in this manager try again now, and others are told if any waited. */
-  async #freed(name: string, contended: boolean): Promise<void> {
-    this.#wakeups.wake(name);
+  /**
+   * `name` was freed here: its waiters in this manager try again now, and others are told if any
+   * waited. `grant`: a fair release handed it to a waiter (here or elsewhere), which is told so.
+   */
+  async #freed(name: string, contended: boolean, grant?: Grant): Promise<void> {
+    const signal = grant && { to: grantKey(grant.leaseId), token: grant.token, expiresAt: grant.expiresAt };
+    this.#wakeups.wake(name, signal);
     if (contended && this.#signals)
-      await this.#track(this.#signals.publish(name)).catch((error: unknown) => this.#report(error));
+      await this.#track(this.#signals.publish(name, signal)).catch((error: unknown) => this.#report(error));
   }
 
   /** Checks the arguments (throwing at once); a closed manager is left to the lease, which rejects. */

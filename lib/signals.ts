@@ -3,10 +3,24 @@ import { LockError, LockErrorCode } from './errors.js';
 import { COLLECTION, RELAXED } from './commands.js';
 import { MONGODB_CODES, isConnectionError, serverCode, toLockError } from './mongo-errors.js';
 import type { LockStore } from './store.js';
+import type { GrantSignal } from './wakeups.js';
 
-/** A release signal: "the lock `name` was just freed while someone waited for it". */
+/**
+ * A release signal: "the lock `name` was just freed while someone waited for it", or, with
+ * `grant`, "handed to the waiter whose lease id has this digest" (a fair hand-over).
+ */
 interface SignalDocument {
   name: string | null;
+  grant?: GrantSignal;
+}
+
+/** A signal's grant, if it is well formed (anything else is a plain wake-up). */
+function grantIn(signal: SignalDocument): GrantSignal | undefined {
+  const grant = signal.grant;
+  if (typeof grant !== 'object' || grant === null) return;
+  const { to, token, expiresAt } = grant;
+  if (typeof to !== 'string' || typeof token !== 'number' || !(expiresAt instanceof Date)) return;
+  return { to, token, expiresAt };
 }
 
 /** Small: a signal matters only for the round trip it saves. */
@@ -31,7 +45,7 @@ const CLIENT_CLOSED = /^Mongo(ClientClosed|NotConnected|TopologyClosed)Error$/;
 export class ReleaseSignals {
   readonly #store: LockStore;
   readonly #name: string;
-  readonly #onSignal: (name: string) => void;
+  readonly #onSignal: (name: string, grant?: GrantSignal) => void;
   readonly #onError: (error: unknown) => void;
   #ready: Promise<mongo.Collection<SignalDocument>> | undefined;
   #wanted = false;
@@ -46,7 +60,7 @@ export class ReleaseSignals {
   constructor(
     store: LockStore,
     collection: string,
-    onSignal: (name: string) => void,
+    onSignal: (name: string, grant?: GrantSignal) => void,
     onError: (error: unknown) => void,
   ) {
     this.#store = store;
@@ -55,12 +69,17 @@ export class ReleaseSignals {
     this.#onError = onError;
   }
 
-  /** Tells other processes that `name` is free (best effort: their polling covers a loss). */
-  async publish(name: string): Promise<void> {
+  /**
+   * Tells other processes that `name` is free, or with `grant` whom it was handed to (best effort:
+   * their polling covers a loss).
+   */
+  async publish(name: string, grant?: GrantSignal): Promise<void> {
     if (this.#disabled) return;
     const collection = await this.#collection();
-    // Not durable (RELAXED): a signal lost in a crash or failover only leaves waiters to their next poll.
-    await this.#store.run(`signal("${name}")`, () => collection.insertOne({ name }, RELAXED));
+    // Not durable (RELAXED): a signal lost in a crash or failover only leaves waiters to their next
+    // poll. A grant is sent only once the hand-over it tells of is durable.
+    const signal = grant ? { name, grant: { to: grant.to, token: grant.token, expiresAt: grant.expiresAt } } : { name };
+    await this.#store.run(`signal("${name}")`, () => collection.insertOne(signal, RELAXED));
   }
 
   /** Starts listening when waits begin; stops a while after the last one ends. */
@@ -103,7 +122,7 @@ export class ReleaseSignals {
         if (!this.#wanted) return;
         const cursor = collection.find(
           {},
-          { tailable: true, awaitData: true, maxAwaitTimeMS: AWAIT_MS, projection: { _id: 0, name: 1 } },
+          { tailable: true, awaitData: true, maxAwaitTimeMS: AWAIT_MS, projection: { _id: 0, name: 1, grant: 1 } },
         );
         this.#cursor = cursor;
         try {
@@ -111,7 +130,7 @@ export class ReleaseSignals {
           // each costing one early attempt, and no signal sent since the wait began is missed.
           for await (const signal of cursor) {
             failures = 0; // the cursor works
-            if (signal.name) this.#onSignal(signal.name);
+            if (signal.name) this.#onSignal(signal.name, grantIn(signal));
             if (!this.#wanted) break;
           }
         } finally {

@@ -26,6 +26,7 @@ import {
   type AcquireResult,
   type HoldKey,
   type HoldState,
+  type Grant,
   type ReleaseAnswer,
   type ReleaseResult,
 } from './answers.js';
@@ -68,7 +69,7 @@ function noAnswer(what: string, timeout: number): LockError {
 }
 
 /** Optional duties of a {@link LockStore}. */
-export type { AcquireResult, HoldKey, HoldState, ReleaseOutcome, ReleaseResult } from './answers.js';
+export type { AcquireResult, Grant, HoldKey, HoldState, ReleaseOutcome, ReleaseResult } from './answers.js';
 
 /** Optional duties of a {@link LockStore}. */
 export interface StoreOptions {
@@ -235,8 +236,9 @@ export class LockStore {
       // Fair: waiters other than this lease: a hand-over (or a queue moved on) to signal.
       const contended = before.contended === true || (before.waiters ?? 0) > 0;
       // A fair waiter that was only queued left the queue: it ended no hold of its own.
-      if (before.held === false) return { outcome: 'freed', contended };
-      return { outcome: before.live === false ? 'expired' : 'released', contended };
+      const grant = grantOf(before);
+      if (before.held === false) return { outcome: 'freed', contended, ...(grant && { grant }) };
+      return { outcome: before.live === false ? 'expired' : 'released', contended, ...(grant && { grant }) };
     }
     // Not ours any more: one more read (only on this rare path) tells "taken" from "freed".
     const now = await this.run(what, (c) =>
@@ -448,4 +450,15 @@ function toInfo(doc: unknown): LockInfo {
     expiresAt: d.expiresAt,
     held: d.held,
   };
+}
+
+/**
+ * The hand-over a fair release's answer reports, if it made one. A retried release answered from
+ * the stored document (without the computed fields) reports none: the waiter then confirms by an
+ * attempt of its own, as it does when the signal never comes.
+ */
+function grantOf(answer: ReleaseAnswer): Grant | undefined {
+  const { grantTo, grantToken, grantExpiresAt } = answer;
+  if (typeof grantTo !== 'string' || typeof grantToken !== 'number' || !(grantExpiresAt instanceof Date)) return;
+  return { leaseId: grantTo, token: grantToken, expiresAt: grantExpiresAt };
 }

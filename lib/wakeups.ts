@@ -1,12 +1,32 @@
+import { createHash } from 'node:crypto';
 import { realClock, type Clock } from './clock.js';
 import { MAX_TIMER } from './timeout.js';
+
+/**
+ * A fair hand-over as a wake-up carries it (see docs/fairness.md): the lock went to the waiter
+ * whose lease id has the digest `to`, with fencing token `token`, until `expiresAt` by the
+ * server's clock. The lease id itself never leaves the process that made it.
+ */
+export interface GrantSignal {
+  readonly to: string;
+  readonly token: number;
+  readonly expiresAt: Date;
+}
+
+/** The digest of a lease id that a grant is addressed to: 128 bits of its SHA-256. */
+export function grantKey(leaseId: string): string {
+  return createHash('sha256').update(leaseId).digest('base64url').slice(0, 22);
+}
 
 interface Interest {
   /** Bumped by every wake-up of the name. */
   epoch: number;
   /** Waits in progress for the name. */
   watchers: number;
-  sleepers: Set<() => void>;
+  /** The waits asleep now, each with what ends its sleep. */
+  sleepers: Map<Watch, () => void>;
+  /** The waits that may be handed the lock, by the digest of their lease id. */
+  expecting: Map<string, Watch>;
 }
 
 /**
@@ -16,6 +36,8 @@ interface Interest {
  */
 export class Watch {
   #marked = 0;
+  #key: string | undefined;
+  #grant: GrantSignal | undefined;
 
   constructor(
     private readonly interest: Interest,
@@ -44,7 +66,7 @@ export class Watch {
       const done = (error?: unknown) => {
         clock.clearTimeout(timer);
         for (const s of active) s.removeEventListener('abort', onAbort);
-        interest.sleepers.delete(wake);
+        if (interest.sleepers.get(this) === wake) interest.sleepers.delete(this);
         if (error === undefined) resolve();
         // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- as above
         else reject(error);
@@ -52,13 +74,45 @@ export class Watch {
       const wake = () => done();
       const onAbort = (event: Event) => done((event.target as AbortSignal | null)?.reason);
       const timer = clock.setTimeout(wake, Math.min(Math.max(0, delay), MAX_TIMER));
-      interest.sleepers.add(wake);
+      interest.sleepers.set(this, wake);
       for (const s of active) s.addEventListener('abort', onAbort, { once: true });
     });
   }
 
+  /**
+   * From now on, a grant addressed to `leaseId` is kept for this wait (see {@link granted}); only
+   * the latest id counts.
+   */
+  expect(leaseId: string): void {
+    const key = grantKey(leaseId);
+    if (key === this.#key) return;
+    this.#forget();
+    this.#key = key;
+    this.interest.expecting.set(key, this);
+  }
+
+  /** The grant addressed to this wait since the last call, if any (taken: the next call has none). */
+  granted(): GrantSignal | undefined {
+    const grant = this.#grant;
+    this.#grant = undefined;
+    return grant;
+  }
+
+  /** @internal */
+  receive(grant: GrantSignal): void {
+    this.#grant = grant;
+  }
+
+  #forget(): void {
+    if (this.#key !== undefined && this.interest.expecting.get(this.#key) === this)
+      this.interest.expecting.delete(this.#key);
+    this.#key = undefined;
+    this.#grant = undefined;
+  }
+
   /** Ends the wait's interest; call exactly once, when the wait ends however it ends. */
   done(): void {
+    this.#forget();
     this.release();
   }
 }
@@ -90,7 +144,8 @@ export class Wakeups {
   /** Registers a wait for `name`; the returned Watch's `done()` must be called when it ends. */
   watch(name: string): Watch {
     let interest = this.#interests.get(name);
-    if (!interest) this.#interests.set(name, (interest = { epoch: 0, watchers: 0, sleepers: new Set() }));
+    if (!interest)
+      this.#interests.set(name, (interest = { epoch: 0, watchers: 0, sleepers: new Map(), expecting: new Map() }));
     interest.watchers++;
     if (++this.#watchers === 1) this.#onDemand(true);
     let released = false;
@@ -106,11 +161,23 @@ export class Wakeups {
     );
   }
 
-  /** The name was released: every wait for it tries again now. */
-  wake(name: string): void {
+  /**
+   * The name was released: every wait for it tries again now. With `grant` (a fair hand-over), the
+   * lock is not free but held by the waiter the grant is addressed to: only that wait, if it is
+   * here, wakes (and may resolve without another attempt); the others sleep on, as an attempt
+   * would only find the lock held. Waits with an attempt in flight still try once more (the
+   * grant may be addressed to one whose first answer is on its way).
+   */
+  wake(name: string, grant?: GrantSignal): void {
     const interest = this.#interests.get(name);
     if (!interest) return;
     interest.epoch++;
-    for (const wake of [...interest.sleepers]) wake();
+    if (grant) {
+      const addressed = interest.expecting.get(grant.to);
+      addressed?.receive(grant);
+      if (addressed) interest.sleepers.get(addressed)?.();
+      return;
+    }
+    for (const wake of [...interest.sleepers.values()]) wake();
   }
 }

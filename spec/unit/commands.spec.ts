@@ -6,6 +6,7 @@ import {
   COLLECTION,
   RELAXED,
   acquireCommand,
+  fairReleaseCommand,
   forceReleaseCommand,
   holdProjection,
   releaseCommand,
@@ -334,5 +335,14 @@ describe('write concerns', () => {
     expect(releaseCommand('job', 'id', true).options.writeConcern).toEqual({ w: 1 });
     expect(forceReleaseCommand('job').options.writeConcern).toEqual({ w: 1 });
     expect(acquireCommand(request).options).not.toHaveProperty('writeConcern');
+  });
+
+  test('a fair release, which may hand the lock over, is durable like an acquisition', () => {
+    expect(fairReleaseCommand('job', 'id').options.writeConcern).toEqual({ w: 'majority', j: true });
+    expect(fairReleaseCommand('job', 'id', true, 500).options.writeConcern).toEqual({
+      w: 'majority',
+      j: true,
+      wtimeoutMS: 500,
+    });
   });
 });

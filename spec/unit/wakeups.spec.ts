@@ -1,4 +1,4 @@
-import { Wakeups } from '../../lib/wakeups';
+import { Wakeups, grantKey } from '../../lib/wakeups';
 
 test('a wake-up seen while an attempt was in flight ends the next sleep at once', async () => {
   const wakeups = new Wakeups();
@@ -52,4 +52,42 @@ test('demand is signalled when the first wait starts and the last one ends; done
   expect(demand).toEqual([true, false]);
   wakeups.wake('a'); // nobody cares any more: nothing happens, nothing is kept
   expect(wakeups.watching).toBe(0);
+});
+
+test('a grant wakes only the wait it is addressed to (by the digest of its lease id) and hands it over once', async () => {
+  const wakeups = new Wakeups();
+  const granted = wakeups.watch('a');
+  const other = wakeups.watch('a');
+  granted.expect('lease-1');
+  other.expect('lease-2');
+  granted.mark();
+  other.mark();
+  const woken: string[] = [];
+  const sleeping = [
+    granted.sleep(60_000, []).then(() => woken.push('granted')),
+    other.sleep(200, []).then(() => woken.push('other')),
+  ];
+  const grant = { to: grantKey('lease-1'), token: 7, expiresAt: new Date(0) };
+  expect(grant.to).not.toContain('lease-1'); // the lease id itself never travels
+  wakeups.wake('a', grant);
+  await Promise.all(sleeping);
+  expect(woken).toEqual(['granted', 'other']); // other slept its full 200 ms
+  expect(granted.granted()).toEqual(grant);
+  expect(granted.granted()).toBeUndefined();
+  expect(other.granted()).toBeUndefined();
+  granted.done();
+  other.done();
+});
+
+test('a grant for nobody here, or for a lease id a wait no longer expects, is not kept', () => {
+  const wakeups = new Wakeups();
+  const watch = wakeups.watch('a');
+  watch.expect('old');
+  watch.expect('new');
+  wakeups.wake('a', { to: grantKey('old'), token: 1, expiresAt: new Date(0) });
+  wakeups.wake('a', { to: grantKey('someone'), token: 2, expiresAt: new Date(0) });
+  expect(watch.granted()).toBeUndefined();
+  watch.done();
+  wakeups.wake('a', { to: grantKey('new'), token: 3, expiresAt: new Date(0) });
+  expect(watch.granted()).toBeUndefined();
 });
