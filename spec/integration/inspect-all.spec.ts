@@ -106,11 +106,23 @@ test('list({ all: true }): `queued` counts the live fair waiters of each kind, f
     w.semaphore('pool', { limit: 1 }).acquire({ signal: abort.signal }),
     w.semaphore('pool', { limit: 1 }).acquire({ signal: abort.signal }),
     w.readWriteLock('cat').write({ signal: abort.signal }),
-    w.readWriteLock('cat').read({ signal: abort.signal }),
   ];
   for (const wait of waits) wait.catch(() => {}); // aborted below
   const counts = async () => (await m.list({ all: true })).map((info) => `${info.kind} ${info.queued}`).join();
-  await waitFor(async () => (await counts()) === 'lock 1,semaphore 2,rwlock 2', { what: 'the queues' });
+  const queues = async (expected: string) => {
+    let seen = '';
+    await waitFor(async () => (seen = await counts()) === expected, { what: `the queues ${expected}` }).catch(
+      (error: Error) => {
+        throw new Error(`${error.message}; last seen: ${seen}`);
+      },
+    );
+  };
+  // The reader only once the writer is queued: sent together, the reader's attempt could reach the
+  // server first and share the read lock with m's reader (nobody queued yet).
+  await queues('lock 1,semaphore 2,rwlock 1');
+  waits.push(w.readWriteLock('cat').read({ signal: abort.signal }));
+  waits.at(-1)!.catch(() => {});
+  await queues('lock 1,semaphore 2,rwlock 2');
   // `waiting` stays this manager's own waits: m waits for nothing.
   expect((await m.list({ all: true })).map((info) => ('waiting' in info ? info.waiting : '-'))).toEqual(['-', 0, 0]);
   abort.abort(new Error('done'));
