@@ -234,6 +234,8 @@ interface Worker {
   /** Resolves with how long its close() took (ms), once it reports it. */
   readonly closed: Promise<number>;
   holding: number;
+  /** It has said it is ready (connected, its manager set up): a fault told to it is acted on. */
+  ready: boolean;
   killed: boolean;
   /** Told to close its manager and exit before the run's end (the `close-stall` fault). */
   retired: boolean;
@@ -337,6 +339,7 @@ export async function runTorture(
       kind,
       child,
       holding: 0,
+      ready: false,
       killed: false,
       retired: false,
       stuckUntil: 0,
@@ -356,6 +359,7 @@ export async function runTorture(
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${id} did not start within 60 s:\n${worker.stderr}`)), 60_000);
       child.once('message', () => {
+        worker.ready = true;
         clearTimeout(timer);
         resolve(worker);
       });
@@ -370,6 +374,8 @@ export async function runTorture(
   /** A worker that holds a lock now, if any does, else any live worker; `responsive`: preferably not frozen or blocked. */
   function pickHolder({ responsive = false } = {}): Worker {
     let alive = [...workers.values()].filter((w) => !w.killed && !w.retired && w.child.exitCode === null);
+    // One still starting up would not act on a freeze, a block or a close yet.
+    if (alive.some((w) => w.ready)) alive = alive.filter((w) => w.ready);
     const now = performance.now();
     if (responsive && alive.some((w) => w.stuckUntil < now)) alive = alive.filter((w) => w.stuckUntil < now);
     const holders = alive.filter((w) => w.holding > 0);

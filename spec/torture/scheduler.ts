@@ -75,11 +75,15 @@ let freezeNext = false;
 let blockNext = false;
 const stopping = new AbortController();
 let closeManager: () => Promise<void> = () => Promise.resolve();
+let closeRequested = false;
 process.on('message', (message) => {
   if (message === 'stop') stopping.abort();
   if (message === 'freeze') freezeNext = true;
   if (message === 'block') blockNext = true;
-  if (message === 'close') void closeManager().catch(crash);
+  if (message === 'close') {
+    closeRequested = true; // before main() set closeManager up: it closes once it has
+    void closeManager().catch(crash);
+  }
 });
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -233,8 +237,12 @@ async function main(): Promise<void> {
       process.send?.({ closed: ms });
     })());
 
+  if (closeRequested) void closeManager().catch(crash);
   process.send?.({ ready: true });
-  await new Promise((resolve) => stopping.signal.addEventListener('abort', resolve, { once: true }));
+  // A 'stop' (or 'close') may have come while this process was still setting up.
+  if (!stopping.signal.aborted) {
+    await new Promise((resolve) => stopping.signal.addEventListener('abort', resolve, { once: true }));
+  }
   if (!closing) await job.stop(); // a stop lets the runs in progress finish; a 'close' aborts them
   await closeManager();
   await connection.close();

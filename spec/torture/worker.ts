@@ -90,11 +90,15 @@ let freezeNext = false;
 let blockNext = false;
 /** Set in main(): closes the manager (once), resolving when it is closed. */
 let closeManager: () => Promise<void> = () => Promise.resolve();
+let closeRequested = false;
 process.on('message', (message) => {
   if (message === 'stop') stopping.abort();
   if (message === 'freeze') freezeNext = true;
   if (message === 'block') blockNext = true;
-  if (message === 'close') void closeManager().catch(crash);
+  if (message === 'close') {
+    closeRequested = true; // before main() set closeManager up: it closes once it has
+    void closeManager().catch(crash);
+  }
 });
 
 /** Records a later server expiry of a held lease (its watchdog read one back after a renewal). */
@@ -503,6 +507,7 @@ async function main(): Promise<void> {
       process.send?.({ closed: ms });
     })());
 
+  if (closeRequested) void closeManager().catch(crash);
   process.send?.({ ready: true });
   for (let op = 1; !stopping.signal.aborted; op++) await operation(op);
 
