@@ -9,8 +9,8 @@
 // workers' messages: 'stop' (stop the job, which waits for its runs, close the manager, exit),
 // 'freeze' and 'block' (at the next step of a run, for longer than its lease; see ./worker.ts),
 // 'close' (close the manager now, report how long it took, exit).
-import mongoose from 'mongoose';
 import { LockError, LockManager, type Run } from 'mongoose-distributed-lock';
+import { connect } from './connect';
 import { HistoryWriter } from './history';
 import { seeded } from './random';
 
@@ -107,8 +107,8 @@ function tickOf(lock: string): number | undefined {
 async function main(): Promise<void> {
   history.record({ type: 'start', pid: process.pid });
   history.record({ type: 'clock-offset', offset: config.offset });
-  const connection = await mongoose.createConnection(config.uri, { dbName: config.db }).asPromise();
-  const resourceConnection = await mongoose.createConnection(config.resourceUri, { dbName: config.db }).asPromise();
+  const connection = await connect(config.uri, config.db);
+  const resourceConnection = await connect(config.resourceUri, config.db);
   const ticks = resourceConnection.db!.collection<TickDocument>('ticks');
   // Without cross-process wake-ups: with their tailable cursor open, the driver's server monitor
   // can get stuck for good after an engine restart through the proxy (./monitor-wedge.ts), and

@@ -16,7 +16,6 @@
 //   does, looks at `lease.held` and `lease.signal.aborted` and writes only if they say it holds;
 // - 'close': close the manager now, whatever is in flight (run.ts sends it while the lock server
 //   is stalled), report how long close() took, then exit.
-import mongoose from 'mongoose';
 import {
   LockError,
   LockErrorCode,
@@ -25,6 +24,7 @@ import {
   type Lease,
   type PollStrategy,
 } from 'mongoose-distributed-lock';
+import { connect } from './connect';
 import { HistoryWriter, type AcquireMode, type HoldKind, type OpOutcome, type StopWhy } from './history';
 import { seeded } from './random';
 
@@ -146,8 +146,8 @@ function outcomeOf(error: unknown): { outcome: OpOutcome; code?: string } {
 
 async function main(): Promise<void> {
   history.record({ type: 'start', pid: process.pid });
-  const connection = await mongoose.createConnection(config.uri, { dbName: config.db }).asPromise();
-  const resourceConnection = await mongoose.createConnection(config.resourceUri, { dbName: config.db }).asPromise();
+  const connection = await connect(config.uri, config.db);
+  const resourceConnection = await connect(config.resourceUri, config.db);
   const resources = resourceConnection.db!.collection<ResourceDocument>('resources');
   const counters = resourceConnection.db!.collection<CounterDocument>('counters');
   const manager = new LockManager({
