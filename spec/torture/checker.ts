@@ -1046,7 +1046,7 @@ function collectStats(events: readonly TortureEvent[], holds: readonly Hold[], s
       else stats.releases.failed++;
     }
     if (event.type === 'fault') count(stats.faults, event.kind);
-    if (event.type === 'kill') count(stats.faults, 'kill');
+    if (event.type === 'kill' && event.why !== 'wedged') count(stats.faults, 'kill');
     if (event.type === 'spawn') stats.workers++;
   }
   stats.span = Number.isFinite(first) ? last - first : 0;

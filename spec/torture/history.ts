@@ -129,10 +129,13 @@ export type EventBody =
   | { type: 'closed'; ms: number }
   | { type: 'exit'; errors: Record<string, number> }
   | { type: 'crash'; message: string }
+  /** Its MongoDB client is wedged (the driver defect of ./monitor-wedge.ts): it asks to be replaced. */
+  | { type: 'wedged'; detail: string }
   // The orchestrator:
   | { type: 'run'; names: string[]; workers: number; faults: string[]; seed: number; duration: number }
   | { type: 'spawn'; worker: string; pid: number }
-  | { type: 'kill'; worker: string; pid: number }
+  /** `why: 'wedged'`: not a fault but the cure of ./connect.ts's wedged client: the worker is replaced. */
+  | { type: 'kill'; worker: string; pid: number; why?: 'wedged' }
   | { type: 'fault'; kind: string; detail: string }
   | { type: 'fault-end'; kind: string; detail: string }
   | { type: 'stopping' }

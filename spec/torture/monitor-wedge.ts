@@ -2,8 +2,13 @@
 // restart that follows a pause, seen through the torture test's proxy (./proxy.ts) while a
 // manager's wake-up cursor (a tailable awaitData cursor) is open. The monitor stays in its
 // `monitoring` state with a connection the proxy closed, its check never ends, no new connection
-// is ever made, and every command of that client fails with "no answer" from then on. A direct
-// connection, or `wakeups: false`, recovers within a second. See docs/scheduling.md ("Where it stands").
+// is ever made, and every command of that client fails with "no answer" from then on. Here a
+// direct connection, or `wakeups: false`, recovers within a second; but a short torture run (seed
+// 12) wedged both its schedulers, which run without wake-ups, so those only make it rarer. The
+// driver's likely fault: a command begun as its connection closes waits for ever (the close's
+// clean-up ran before the read began, and a destroyed socket's timeout never fires).
+// ./connect.ts's watchForWedge detects the stuck monitor (it logs here after 5 s); the torture
+// orchestrator replaces a scheduler whose client wedged. See docs/deployments.md.
 //
 //   npx tsx spec/torture/monitor-wedge.ts                  # with wake-ups: stuck
 //   WAKEUPS=off npx tsx spec/torture/monitor-wedge.ts      # recovers
@@ -13,6 +18,7 @@ import path from 'node:path';
 import mongoose from 'mongoose';
 import { LockManager } from '../../lib/index';
 import { startEngine } from '../../scripts/engine.cjs';
+import { watchForWedge } from './connect';
 import { FaultProxy } from './proxy';
 
 const started = Date.now();
@@ -25,6 +31,9 @@ async function main(): Promise<void> {
   const uri = `mongodb://127.0.0.1:${await proxy.listen()}/?directConnection=true`;
   const connection = await mongoose.createConnection(uri, { dbName: 'wedge' }).asPromise();
   const client = connection.getClient();
+  watchForWedge(connection, (ms) =>
+    log(`watchForWedge: wedged (monitor in a check on a closed connection for ${Math.round(ms)} ms)`),
+  );
   client.on('serverHeartbeatStarted', () => log('heartbeat started'));
   client.on('serverHeartbeatSucceeded', () => log('heartbeat succeeded'));
   client.on('serverHeartbeatFailed', (event) => log('heartbeat failed:', event.failure.message));

@@ -352,9 +352,10 @@ export async function runTorture(
     child
       .stderr!.setEncoding('utf8')
       .on('data', (text: string) => (worker.stderr = (worker.stderr + text).slice(-4000)));
-    child.on('message', (message: { holding?: number; closed?: number }) => {
+    child.on('message', (message: { holding?: number; closed?: number; wedged?: boolean }) => {
       if (typeof message.holding === 'number') worker.holding = message.holding;
       if (typeof message.closed === 'number') closed(message.closed);
+      if (message.wedged) void replaceWedged(worker);
     });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${id} did not start within 60 s:\n${worker.stderr}`)), 60_000);
@@ -389,6 +390,20 @@ export async function runTorture(
     const replacement = spawnWorker(kind);
     starting.add(replacement);
     void replacement.finally(() => starting.delete(replacement)).catch(() => {});
+  }
+
+  /**
+   * A worker whose MongoDB client wedged (./connect.ts, watchForWedge) is killed and replaced, as
+   * the health check docs/deployments.md recommends would do. Not counted as a fault.
+   */
+  async function replaceWedged(worker: Worker): Promise<void> {
+    if (worker.killed || worker.retired || stopRequested) return;
+    worker.killed = true;
+    worker.child.kill('SIGKILL');
+    history.record({ type: 'kill', worker: worker.id, pid: worker.child.pid ?? -1, why: 'wedged' });
+    log(`${worker.id}: its MongoDB client is wedged (the driver defect of spec/torture/monitor-wedge.ts): replaced`);
+    await worker.exited;
+    replace(worker.kind);
   }
 
   /** Waits for a worker that should exit by itself (SIGKILL after EXIT_GRACE), and records how it went. */

@@ -10,7 +10,7 @@
 // 'freeze' and 'block' (at the next step of a run, for longer than its lease; see ./worker.ts),
 // 'close' (close the manager now, report how long it took, exit).
 import { LockError, LockManager, type Run } from 'mongoose-distributed-lock';
-import { connect } from './connect';
+import { connect, watchForWedge } from './connect';
 import { HistoryWriter } from './history';
 import { seeded } from './random';
 
@@ -110,6 +110,13 @@ async function main(): Promise<void> {
   const connection = await connect(config.uri, config.db);
   const resourceConnection = await connect(config.resourceUri, config.db);
   const ticks = resourceConnection.db!.collection<TickDocument>('ticks');
+  const unwatch = watchForWedge(connection, (ms) => {
+    history.record({
+      type: 'wedged',
+      detail: `server monitor in a check on a closed connection for ${Math.round(ms)} ms`,
+    });
+    process.send?.({ wedged: true });
+  });
   // Without cross-process wake-ups: with their tailable cursor open, the driver's server monitor
   // can get stuck for good after an engine restart through the proxy (./monitor-wedge.ts), and
   // this workload checks that every tick is accounted for, which needs a client that reconnects.
@@ -245,6 +252,7 @@ async function main(): Promise<void> {
   }
   if (!closing) await job.stop(); // a stop lets the runs in progress finish; a 'close' aborts them
   await closeManager();
+  unwatch();
   await connection.close();
   await resourceConnection.close();
   history.record({ type: 'exit', errors });
