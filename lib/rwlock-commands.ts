@@ -8,7 +8,6 @@ import {
   DURABLE,
   joinQueue,
   liveQueue,
-  nextToken,
   RELAXED,
   serverBound,
   upsertOptions,
@@ -16,7 +15,6 @@ import {
 } from './commands.js';
 import {
   fairHandOverCommand,
-  fairRemaining,
   grantParts,
   mineProjection,
   type PermitHolder,
@@ -107,7 +105,7 @@ export function acquireRwCommand(request: RwRequest) {
             marker: {
               $cond: [{ $and: ['$writerWaiting', live('$writerWaiting.expiresAt')] }, '$writerWaiting', null],
             },
-            next: nextToken,
+            next: { $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] },
           },
           in: {
             $switch: {
@@ -181,7 +179,7 @@ function fairAcquireRwCommand(request: RwRequest) {
           vars: {
             live: { $filter: { input: holders, as: 'h', cond: live('$$h.expiresAt') } },
             queue: liveQueue,
-            next: nextToken,
+            next: { $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] },
           },
           in: {
             $switch: {
@@ -199,7 +197,14 @@ function fairAcquireRwCommand(request: RwRequest) {
       },
     },
   ];
-  const options = upsertOptions({ _id: 0, mine: mineProjection(leaseId), remaining: fairRemaining(ttl) }, maxTimeMS);
+  const ends = { $filter: { input: holders, as: 'h', cond: live('$$h.expiresAt') } };
+  const remaining = {
+    $ifNull: [
+      { $subtract: [{ $min: { $map: { input: ends, as: 'h', in: '$$h.expiresAt' } } }, '$$NOW'] },
+      { $literal: ttl },
+    ],
+  };
+  const options = upsertOptions({ _id: 0, mine: mineProjection(leaseId), remaining }, maxTimeMS);
   return { filter: { _id: name }, update, options };
 }
 
