@@ -236,14 +236,19 @@ test('leading(fn) runs fn in each term with a signal that aborts when the term e
 test('two elections of one process never both lead: a newcomer first ends a term its owner has not seen end', async () => {
   const [a, b] = [await locks.manager({ owner: 'a' }), await locks.manager({ owner: 'b', poll: 50 })];
   const log: string[] = [];
-  const first = a.elect('in-process', { ttl: '20s', heartbeat: '5s' });
+  // A heartbeat longer than the test: a's watchdog never looks. (With 5 s, a CI run once saw it
+  // look just after the lapse below, and a, campaigning again at once, could win the term back.)
+  const timing = { ttl: '2m', heartbeat: '40s' };
+  const first = a.elect('in-process', timing);
   first.on('elected', () => log.push('a:elected')).on('revoked', (reason) => log.push(`a:revoked:${reason}`));
   await nextEvent(first, 'elected');
-  const second = b.elect('in-process', { ttl: '20s', heartbeat: '5s' });
+  const second = b.elect('in-process', timing);
   second.on('elected', () => log.push('b:elected')).on('revoked', (reason) => log.push(`b:revoked:${reason}`));
   // The server lets a's term lapse, but a's watchdog will not look before its next heartbeat.
   await (await locks.documents()).updateOne({ _id: 'in-process' }, { $set: { expiresAt: new Date(0) } });
-  await nextEvent(second, 'elected');
+  await nextEvent(second, 'elected').catch((error: Error) => {
+    throw new Error(`${error.message}; events: ${log.join(', ')}`);
+  });
   expect(log).toEqual(['a:elected', 'a:revoked:lost', 'b:elected']);
   expect(first.isLeader).toBe(false);
   await Promise.all([first.close(), second.close()]);
