@@ -8,6 +8,7 @@ import {
   DURABLE,
   joinQueue,
   liveQueue,
+  nextToken,
   RELAXED,
   serverBound,
   upsertOptions,
@@ -15,6 +16,7 @@ import {
 } from './commands.js';
 import {
   fairHandOverCommand,
+  fairRemaining,
   grantParts,
   mineProjection,
   type PermitHolder,
@@ -105,7 +107,7 @@ export function acquireRwCommand(request: RwRequest) {
             marker: {
               $cond: [{ $and: ['$writerWaiting', live('$writerWaiting.expiresAt')] }, '$writerWaiting', null],
             },
-            next: { $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] },
+            next: nextToken,
           },
           in: {
             $switch: {
@@ -179,7 +181,7 @@ function fairAcquireRwCommand(request: RwRequest) {
           vars: {
             live: { $filter: { input: holders, as: 'h', cond: live('$$h.expiresAt') } },
             queue: liveQueue,
-            next: { $max: [{ $add: [{ $ifNull: ['$token', 0] }, 1] }, { $toLong: '$$NOW' }] },
+            next: nextToken,
           },
           in: {
             $switch: {
@@ -197,14 +199,7 @@ function fairAcquireRwCommand(request: RwRequest) {
       },
     },
   ];
-  const ends = { $filter: { input: holders, as: 'h', cond: live('$$h.expiresAt') } };
-  const remaining = {
-    $ifNull: [
-      { $subtract: [{ $min: { $map: { input: ends, as: 'h', in: '$$h.expiresAt' } } }, '$$NOW'] },
-      { $literal: ttl },
-    ],
-  };
-  const options = upsertOptions({ _id: 0, mine: mineProjection(leaseId), remaining }, maxTimeMS);
+  const options = upsertOptions({ _id: 0, mine: mineProjection(leaseId), remaining: fairRemaining(ttl) }, maxTimeMS);
   return { filter: { _id: name }, update, options };
 }
 

@@ -228,7 +228,7 @@ function fairPermitCommand(request: PermitRequest) {
  * A fair busy answer's time to wait: until the earliest live hold ends, or the ttl if none is live
  * (the permits are free but waiters ahead will take them: keep to the poll and the wake-up signal).
  */
-function fairRemaining(ttl: number) {
+export function fairRemaining(ttl: number) {
   const ends = { $filter: { input: holders, as: 'h', cond: liveHolder('$$h') } };
   return {
     $ifNull: [
