@@ -120,8 +120,9 @@ test('list({ all: true }): `queued` counts the live fair waiters of each kind, f
   // The reader only once the writer is queued: sent together, the reader's attempt could reach the
   // server first and share the read lock with m's reader (nobody queued yet).
   await queues('lock 1,semaphore 2,rwlock 1');
-  waits.push(w.readWriteLock('cat').read({ signal: abort.signal }));
-  waits.at(-1)!.catch(() => {});
+  const reading = w.readWriteLock('cat').read({ signal: abort.signal });
+  reading.catch(() => {}); // aborted below
+  waits.push(reading);
   await queues('lock 1,semaphore 2,rwlock 2');
   // `waiting` stays this manager's own waits: m waits for nothing.
   expect((await m.list({ all: true })).map((info) => ('waiting' in info ? info.waiting : '-'))).toEqual(['-', 0, 0]);

@@ -118,8 +118,9 @@ async function main(): Promise<void> {
     process.send?.({ wedged: true });
   });
   // Without cross-process wake-ups: with their tailable cursor open, the driver's server monitor
-  // can get stuck for good after an engine restart through the proxy (./monitor-wedge.ts), and
-  // this workload checks that every tick is accounted for, which needs a client that reconnects.
+  // gets stuck for good far more often after an engine restart through the proxy
+  // (./monitor-wedge.ts). It can still happen without them; watchForWedge above then has this
+  // process replaced, since this workload checks that every tick is accounted for.
   const manager = new LockManager({
     connection,
     owner: config.id,
