@@ -43,6 +43,7 @@ export class Watch {
     private readonly interest: Interest,
     private readonly release: () => void,
     private readonly clock: Clock = realClock,
+    private readonly asleep: () => void = () => {},
   ) {}
 
   /** Call just before sending an attempt. */
@@ -57,6 +58,7 @@ export class Watch {
    */
   sleep(delay: number, signals: readonly (AbortSignal | undefined)[]): Promise<void> {
     const { interest, clock } = this;
+    this.asleep();
     return new Promise<void>((resolve, reject) => {
       const active = signals.filter((s): s is AbortSignal => s !== undefined);
       const aborted = active.find((s) => s.aborted);
@@ -128,15 +130,19 @@ export class Wakeups {
   #watchers = 0;
 
   /**
-   * `onDemand(true)` when the first wait starts, `onDemand(false)` when the last one ends. The
-   * waits sleep on `clock`'s timers.
+   * `onDemand(true)` when the first wait goes to sleep, `onDemand(false)` when the last wait that
+   * slept ends. An acquisition that succeeds at its first attempt never sleeps, and never starts
+   * the listener for other processes' releases (and its wake-ups, on the server and here). A
+   * release sent between a wait's first attempt and the listener's start is not missed: the
+   * listener's first batch holds the signals still in the capped collection. The waits sleep on
+   * `clock`'s timers.
    */
   constructor(onDemand: (watching: boolean) => void = () => {}, clock: Clock = realClock) {
     this.#onDemand = onDemand;
     this.#clock = clock;
   }
 
-  /** Waits in progress. */
+  /** Waits in progress that have slept (see the constructor). */
   get watching(): number {
     return this.#watchers;
   }
@@ -147,17 +153,22 @@ export class Wakeups {
     if (!interest)
       this.#interests.set(name, (interest = { epoch: 0, watchers: 0, sleepers: new Map(), expecting: new Map() }));
     interest.watchers++;
-    if (++this.#watchers === 1) this.#onDemand(true);
     let released = false;
+    let slept = false;
     return new Watch(
       interest,
       () => {
         if (released) return;
         released = true;
         if (--interest.watchers === 0) this.#interests.delete(name);
-        if (--this.#watchers === 0) this.#onDemand(false);
+        if (slept && --this.#watchers === 0) this.#onDemand(false);
       },
       this.#clock,
+      () => {
+        if (slept || released) return;
+        slept = true;
+        if (++this.#watchers === 1) this.#onDemand(true);
+      },
     );
   }
 

@@ -1,6 +1,6 @@
 // Cross-process wake-ups: a release that someone waited for wakes waiters in other managers
 // (other processes) within a round trip, instead of at their next poll.
-import { lockFixture } from '../helpers/locks';
+import { commandsByTarget, lockFixture } from '../helpers/locks';
 import { nextEvent, waitFor } from '../helpers/wait';
 
 const locks = lockFixture({ ttl: '60s' });
@@ -70,4 +70,42 @@ test('without a capped collection for signals, the manager reports it once and w
   expect(lease.held).toBe(true);
   await lease.release();
   expect(errors).toHaveLength(1);
+});
+
+test('only a wait that sleeps listens for releases; its listener first hears the signals sent before it started', async () => {
+  const collection = 'lazy';
+  const connection = await locks.db.connect({ monitorCommands: true });
+  const { mark, delta } = commandsByTarget(connection);
+  const [holder, other, waiter] = [
+    await locks.manager({ collection }),
+    await locks.manager({ collection, poll: '1h' }),
+    await locks.manager({ collection, poll: '1h', connection }),
+  ];
+  mark();
+  // Acquired at the first attempt: no wait slept, so no cursor on the signals was opened.
+  for (let i = 0; i < 3; i++) await (await waiter.acquire('free', { wait: '30s' })).release();
+  expect(delta('find lazy.signals')).toBe(0);
+  expect(delta('findAndModify lazy')).toBe(6);
+
+  // A release signal stored while the waiter's manager was not listening.
+  const held = await holder.acquire('baton');
+  const first = other.acquire('baton', { wait: '30s' });
+  const docs = await locks.documents(collection);
+  await waitFor(async () => (await docs.findOne({ _id: 'baton' }))?.contended, { what: "the other's first attempt" });
+  await held.release();
+  await (await first).release();
+  const stored = await (await signals(collection)).countDocuments({ name: 'baton' });
+  expect(stored).toBeGreaterThanOrEqual(1);
+
+  // The waiter finds the lock held, goes to sleep (its poll an hour away) and starts listening;
+  // the listener's first batch holds that stored signal, which ends the sleep: a second attempt.
+  const again = await holder.acquire('baton');
+  mark();
+  const waiting = waiter.acquire('baton', { wait: '30s' });
+  await waitFor(() => delta('findAndModify lazy') >= 2, { what: "the waiter's second attempt" });
+  expect(delta('find lazy.signals')).toBe(1);
+  await again.release();
+  const lease = await waiting;
+  expect(lease.token).toBeGreaterThan(again.token);
+  await lease.release();
 });

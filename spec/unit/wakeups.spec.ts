@@ -39,16 +39,28 @@ test('an abort ends the sleep with the abort reason', async () => {
   watch.done();
 });
 
-test('demand is signalled when the first wait starts and the last one ends; done() twice counts once', () => {
+test('demand is signalled when the first wait goes to sleep and the last one that slept ends; done() twice counts once', async () => {
   const demand: boolean[] = [];
   const wakeups = new Wakeups((watching) => demand.push(watching));
   const first = wakeups.watch('a');
   const second = wakeups.watch('b');
+  const quick = wakeups.watch('c'); // acquires at its first attempt: never sleeps, never listens
+  expect(wakeups.watching).toBe(0);
+  quick.done();
+  expect(demand).toEqual([]);
+  first.mark();
+  second.mark();
+  await first.sleep(0, []);
+  expect(demand).toEqual([true]);
+  await first.sleep(0, []); // a second sleep of the same wait counts once
+  await second.sleep(0, []);
   expect(wakeups.watching).toBe(2);
   first.done();
   first.done();
   expect(wakeups.watching).toBe(1);
   second.done();
+  expect(demand).toEqual([true, false]);
+  await expect(second.sleep(0, [])).resolves.toBeUndefined(); // a sleep after done() asks for nothing
   expect(demand).toEqual([true, false]);
   wakeups.wake('a'); // nobody cares any more: nothing happens, nothing is kept
   expect(wakeups.watching).toBe(0);
