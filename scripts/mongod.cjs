@@ -128,13 +128,16 @@ function emptyGetMore(response) {
  * The engine answers a getMore on a tailable, awaitData cursor at once, even with nothing new,
  * where mongod holds it until a document is inserted or maxTimeMS passes; without that, drivers
  * spin. This emulates mongod: an empty awaitData getMore waits for the next insert into its
- * collection (or its maxTimeMS) and is then asked again.
+ * collection (or its maxTimeMS) and is then run again. mongod wakes its waiting cursors when the
+ * insert commits, before it answers the inserter; so here the getMore is sent to the engine again
+ * before the insert's reply is written (which wakes the inserting process, and on a busy machine
+ * can keep this one off the CPU for a while).
  */
 class CappedInsertNotifier {
   #waiting = new Map();
 
-  /** Resolves when `namespace` gets an insert, or after `ms`. */
-  wait(namespace, ms) {
+  /** Resolves with `run()`, called when `namespace` next gets an insert, or after `ms`. */
+  rerun(namespace, ms, run) {
     return new Promise((resolve) => {
       let set = this.#waiting.get(namespace);
       if (!set) this.#waiting.set(namespace, (set = new Set()));
@@ -142,13 +145,14 @@ class CappedInsertNotifier {
         clearTimeout(timer);
         set.delete(done);
         if (set.size === 0) this.#waiting.delete(namespace);
-        resolve();
+        resolve(run());
       };
       const timer = setTimeout(done, ms);
       set.add(done);
     });
   }
 
+  /** Runs again, now, every getMore waiting for an insert into `namespace`. */
   inserted(namespace) {
     for (const done of [...(this.#waiting.get(namespace) ?? [])]) done();
   }
@@ -160,11 +164,11 @@ const notifier = new CappedInsertNotifier();
 async function awaitDataGetMore(engine, message, request) {
   const namespace = `${request.$db}.${request.collection}`;
   const deadline = performance.now() + Number(request.maxTimeMS);
-  for (;;) {
-    const reply = await engine.roundTrip(message);
+  const run = async () => engine.roundTrip(message); // a throw, too, becomes the reply's rejection
+  for (let reply = await run(); ; ) {
     const left = deadline - performance.now();
     if (left <= 0 || !emptyGetMore(reply.response)) return reply;
-    await notifier.wait(namespace, left);
+    reply = await notifier.rerun(namespace, left, run);
   }
 }
 
