@@ -5,22 +5,22 @@ import { connect, median, now, rawLockCommands, sleep, timedRow, Worker, type Co
 interface Times {
   at: number;
   waited: number;
-  commands: number;
 }
 
-async function pair(uri: string, options: object): Promise<[Worker, Worker]> {
-  const workers = [0, 1].map(() => new Worker('workers/lock-worker.ts', [uri, JSON.stringify(options)])) as [
-    Worker,
-    Worker,
-  ];
-  await Promise.all(workers.map((w) => w.next()));
-  return workers;
+/** Worker processes with one manager each; `count`: their connections count commands (slower). */
+async function workers(uri: string, options: object, count: boolean, n: number): Promise<Worker[]> {
+  const args = [uri, JSON.stringify(options), ...(count ? ['count'] : [])];
+  const started = Array.from({ length: n }, () => new Worker('workers/lock-worker.ts', args));
+  await Promise.all(started.map((w) => w.next()));
+  return started;
 }
 
 /** Hand-overs of one lock from A to B, `rounds` times; `options`: more manager options (`fair`). */
 export async function measure(uri: string, wakeups: boolean, rounds: number, poll: number, options: object = {}) {
-  const [a, b] = await pair(uri, { wakeups, poll, collection: 'bench_handover', ...options });
+  const settings = { wakeups, poll, collection: 'bench_handover', ...options };
+  const [a, b] = (await workers(uri, settings, false, 2)) as [Worker, Worker];
   const latencies: number[] = [];
+  let counting: Worker | undefined;
   try {
     for (let round = 0; round < rounds; round++) {
       a.send({ type: 'acquire', name: 'baton' });
@@ -36,14 +36,16 @@ export async function measure(uri: string, wakeups: boolean, rounds: number, pol
       b.send({ type: 'release', name: 'baton' });
       await b.next();
     }
-    // A long wait on a held lock: the commands per second one waiting process costs.
+    // A long wait on a held lock: the commands per second one waiting process costs, counted by
+    // a process of its own (counting is kept off the hand-overs' path).
+    [counting] = (await workers(uri, settings, true, 1)) as [Worker];
     a.send({ type: 'acquire', name: 'held' });
     await a.next();
-    b.send({ type: 'idle-wait', name: 'held', duration: rounds > 20 ? 10_000 : 2000 });
-    const idle = await b.next<{ perSecond: number }>();
+    counting.send({ type: 'idle-wait', name: 'held', duration: rounds > 20 ? 10_000 : 2000 });
+    const idle = await counting.next<{ perSecond: number }>();
     return { latencies, perSecond: idle.perSecond };
   } finally {
-    await Promise.all([a.stop(), b.stop()]);
+    await Promise.all([a.stop(), b.stop(), counting?.stop()]);
   }
 }
 

@@ -1,5 +1,8 @@
 // A benchmark process holding one manager on its own connection, driven over IPC by bench/run.ts.
-//   argv: <uri> <manager options as JSON>
+//   argv: <uri> <manager options as JSON> [count]
+// With `count`, the connection monitors its commands, which 'idle-wait' counts. Without
+// it, nothing is added to the path being timed: command monitoring decodes every reply a second
+// time (for the event), on the very path of a hand-over.
 import { LockManager, type Lease, type LockManagerOptions } from 'mongoose-distributed-lock';
 import { commandCounter, connect, now } from '../support';
 
@@ -8,10 +11,10 @@ type Message =
   | { type: 'loop'; names: number; startAt: number; duration: number }
   | { type: 'idle-wait'; name: string; duration: number };
 
-const [uri, json] = process.argv.slice(2) as [string, string];
+const [uri, json, count] = process.argv.slice(2) as [string, string, string?];
 
 async function main(): Promise<void> {
-  const connection = await connect(uri, { monitorCommands: true });
+  const connection = await connect(uri, { monitorCommands: count === 'count' });
   const commands = commandCounter(connection);
   const manager = new LockManager({ connection, ...(JSON.parse(json) as LockManagerOptions) });
   manager.on('error', (error) => console.error(`bench worker ${process.pid}: ${error.message}`));
@@ -24,11 +27,10 @@ async function main(): Promise<void> {
         lease = await manager.acquire(message.name);
         return send({ type: 'held', at: now() });
       case 'wait': {
-        commands.reset();
         const started = now();
         void manager.acquire(message.name).then((acquired) => {
           lease = acquired;
-          send({ type: 'acquired', at: now(), waited: now() - started, commands: commands.total() });
+          send({ type: 'acquired', at: now(), waited: now() - started });
         });
         return send({ type: 'waiting' });
       }
