@@ -82,7 +82,7 @@ export class ReleaseSignals {
     await this.#store.run(`signal("${name}")`, () => collection.insertOne(signal, RELAXED));
   }
 
-  /** Starts listening when waits begin; stops a while after the last one ends. */
+  /** Starts listening when a wait first sleeps; stops a while after the last one ends. */
   demand(watching: boolean): void {
     if (!watching) {
       this.#linger ??= setTimeout(() => this.#stop(), LINGER_MS).unref();
