@@ -165,7 +165,7 @@ async function awaitDataGetMore(engine, message, request) {
   const namespace = `${request.$db}.${request.collection}`;
   const deadline = performance.now() + Number(request.maxTimeMS);
   const run = async () => engine.roundTrip(message); // a throw, too, becomes the reply's rejection
-  for (let reply = await run(); ; ) {
+  for (let reply = await run(); ;) {
     const left = deadline - performance.now();
     if (left <= 0 || !emptyGetMore(reply.response)) return reply;
     reply = await notifier.rerun(namespace, left, run);
